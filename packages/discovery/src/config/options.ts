@@ -1,0 +1,206 @@
+/** Options of `createLeaderDiscovery` and of each call, validated with zod at once. */
+import type { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import type Consul from 'consul';
+import { z } from 'zod';
+import { InvalidOptionError } from '../errors.js';
+import type { DecodeOption } from '../leader/decode.js';
+import { parseDurationMs } from '../wire/duration.js';
+import { DEFAULT_IDLE_WAKEUP_LIMIT, type IdleWakeupLimit } from '../watch/blocking-query.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../watch/retry-policy.js';
+
+/** Which Consul server may answer a read (Consul's consistency modes). */
+export type Consistency = 'default' | 'stale' | 'consistent';
+
+/** Milliseconds as a number, or a Go duration string: `'500ms'`, `'30s'`, `'5m'`. */
+export type Duration = number | string;
+
+type TlsValue = string | Buffer | ReadonlyArray<string | Buffer>;
+
+/** Options of the `consul` package's client (node-consul), plus the TLS options it passes to Node. */
+export interface ConsulClientOptions {
+  /** Default `127.0.0.1`. */
+  readonly host?: string;
+  /** Default `8500`. */
+  readonly port?: number;
+  /** Use HTTPS. */
+  readonly secure?: boolean;
+  /** node-consul's per-request defaults; `token` and `dc` are used. */
+  readonly defaults?: { readonly token?: string; readonly dc?: string };
+  readonly ca?: TlsValue;
+  readonly cert?: TlsValue;
+  readonly key?: TlsValue;
+  /** `false` skips certificate checks for this client only (never process-wide). */
+  readonly rejectUnauthorized?: boolean;
+  readonly servername?: string;
+  /** A Unix socket to reach the agent through. */
+  readonly socketPath?: string;
+  readonly agent?: HttpAgent | HttpsAgent;
+}
+
+export interface LeaderDiscoveryOptions {
+  /**
+   * The Consul client: node-consul options, or a ready `Consul` instance. When
+   * absent, the Consul CLI's environment variables are used (`CONSUL_HTTP_ADDR`,
+   * `CONSUL_HTTP_TOKEN`, `CONSUL_CACERT`, ...), else `127.0.0.1:8500`.
+   */
+  readonly consul?: ConsulClientOptions | Consul;
+  /** Default `wait` of blocking queries. Default `'60s'`; Consul caps it at 10 minutes. */
+  readonly wait?: Duration;
+  /** Default consistency mode. Default `'default'`. */
+  readonly consistency?: Consistency;
+  /** Default datacenter. */
+  readonly dc?: string;
+  /** Default ACL token (else `CONSUL_HTTP_TOKEN`/`_FILE`, else the client's `defaults.token`). */
+  readonly token?: string;
+  /** Timeout of non-blocking reads (first read, session info, `current()`). Default `'10s'`. */
+  readonly requestTimeout?: Duration;
+  /** Backoff after failures. */
+  readonly retry?: Partial<RetryPolicy>;
+  /** Rate limit of wake-ups that bring nothing new, per key. */
+  readonly idleWakeups?: Partial<IdleWakeupLimit>;
+  /** The environment to read `CONSUL_*` variables from. Default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Options of `leader()`, `watch()` and `current()`. */
+export interface LeaderOptions<T = unknown> {
+  /** zod schema of the descriptor a leader writes. Default: any JSON value (or `null` for an empty value). */
+  readonly schema?: z.ZodType<T>;
+  /** How the value's bytes are decoded before the schema. Default `'json'`. */
+  readonly decode?: DecodeOption;
+  readonly consistency?: Consistency;
+  /** `wait` of the blocking query (ms or `'30s'`), at most 10 minutes. */
+  readonly wait?: Duration;
+  /** Datacenter to read from. */
+  readonly dc?: string;
+  /** ACL token for this key's reads. */
+  readonly token?: string;
+}
+
+const MAX_WAIT_MS = 10 * 60_000;
+
+const duration = (max: number) =>
+  z.union([z.number(), z.string()]).superRefine((value, ctx) => {
+    const ms = parseDurationMs(value);
+    if (Number.isNaN(ms))
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(value)}` });
+    else if (ms <= 0 || ms > max)
+      ctx.addIssue({ code: 'custom', message: `must be > 0 and at most ${max} ms` });
+  });
+
+const consistency = z.enum(['default', 'stale', 'consistent']);
+const tlsValue = z.union([
+  z.string(),
+  z.instanceof(Buffer),
+  z.array(z.union([z.string(), z.instanceof(Buffer)])),
+]);
+
+const clientOptionsSchema = z.looseObject({
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  secure: z.boolean().optional(),
+  defaults: z.looseObject({ token: z.string().optional(), dc: z.string().optional() }).optional(),
+  ca: tlsValue.optional(),
+  cert: tlsValue.optional(),
+  key: tlsValue.optional(),
+  rejectUnauthorized: z.boolean().optional(),
+  servername: z.string().optional(),
+  socketPath: z.string().optional(),
+});
+
+/** A ready node-consul client: duck-typed, so a client from another copy of the package works. */
+export function isConsulClient(value: unknown): value is Consul {
+  const v = value as { _get?: unknown; kv?: unknown } | null;
+  return typeof v === 'object' && v !== null && typeof v._get === 'function' && typeof v.kv === 'object';
+}
+
+const discoveryOptionsSchema = z.strictObject({
+  consul: z.union([z.custom<Consul>(isConsulClient), clientOptionsSchema]).optional(),
+  wait: duration(MAX_WAIT_MS).optional(),
+  consistency: consistency.optional(),
+  dc: z.string().min(1).optional(),
+  token: z.string().optional(),
+  requestTimeout: duration(Number.MAX_SAFE_INTEGER).optional(),
+  retry: z
+    .strictObject({
+      initialDelayMs: z.number().positive().optional(),
+      maxDelayMs: z.number().positive().optional(),
+      permissionDeniedDelayMs: z.number().nonnegative().optional(),
+    })
+    .optional(),
+  idleWakeups: z
+    .strictObject({ burst: z.number().min(1).optional(), perSecond: z.number().positive().optional() })
+    .optional(),
+  env: z.record(z.string(), z.string().optional()).optional(),
+});
+
+const callOptionsSchema = z.strictObject({
+  schema: z
+    .custom<z.ZodType>(
+      (v) => v instanceof Object && typeof (v as { safeParse?: unknown }).safeParse === 'function',
+      {
+        message: 'must be a zod schema',
+      },
+    )
+    .optional(),
+  decode: z
+    .union([
+      z.enum(['json', 'text']),
+      z.custom<(bytes: Uint8Array) => unknown>((v) => typeof v === 'function'),
+    ])
+    .optional(),
+  consistency: consistency.optional(),
+  wait: duration(MAX_WAIT_MS).optional(),
+  dc: z.string().min(1).optional(),
+  token: z.string().optional(),
+});
+
+function fail(where: string, error: z.ZodError): never {
+  const issue = error.issues[0];
+  const path = issue?.path.map(String).join('.') ?? '';
+  const name = path ? `${where}.${path}` : where;
+  const message =
+    issue?.code === 'unrecognized_keys'
+      ? `unknown option ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+      : issue?.message;
+  throw new InvalidOptionError(`invalid option ${name}: ${message ?? 'invalid'}`);
+}
+
+export interface ResolvedDiscoveryOptions {
+  readonly waitMs: number;
+  readonly requestTimeoutMs: number;
+  readonly consistency: Consistency;
+  readonly dc?: string;
+  readonly token?: string;
+  readonly retry: RetryPolicy;
+  readonly idleWakeups: IdleWakeupLimit;
+}
+
+export function parseDiscoveryOptions(options: unknown): LeaderDiscoveryOptions {
+  const parsed = discoveryOptionsSchema.safeParse(options ?? {});
+  if (!parsed.success) fail('options', parsed.error);
+  return options as LeaderDiscoveryOptions;
+}
+
+export function resolveDiscoveryDefaults(options: LeaderDiscoveryOptions): ResolvedDiscoveryOptions {
+  return {
+    waitMs: parseDurationMs(options.wait ?? '60s'),
+    requestTimeoutMs: parseDurationMs(options.requestTimeout ?? '10s'),
+    consistency: options.consistency ?? 'default',
+    ...(options.dc === undefined ? {} : { dc: options.dc }),
+    ...(options.token === undefined ? {} : { token: options.token }),
+    retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+    idleWakeups: { ...DEFAULT_IDLE_WAKEUP_LIMIT, ...options.idleWakeups },
+  };
+}
+
+export function parseCallOptions<T>(key: unknown, options: unknown): LeaderOptions<T> {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new InvalidOptionError('invalid option key: must be a non-empty string');
+  }
+  if (key.startsWith('/')) throw new InvalidOptionError('invalid option key: must not start with "/"');
+  const parsed = callOptionsSchema.safeParse(options ?? {});
+  if (!parsed.success) fail('options', parsed.error);
+  return (options ?? {}) as LeaderOptions<T>;
+}

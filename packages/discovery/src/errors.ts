@@ -1,0 +1,106 @@
+/**
+ * Every failure the SDK reports is one of these classes, each with a stable
+ * `code` to switch on. Messages never contain an ACL token: the token travels
+ * only in the `X-Consul-Token` header, and messages are built from status lines
+ * and socket error codes, never from request URLs or headers.
+ */
+import type { DescriptorIssue, ErrorInfo } from '@consul-leader/types';
+
+export type LeaderErrorCode =
+  | 'CONSUL_UNREACHABLE'
+  | 'CONSUL_HTTP_ERROR'
+  | 'PERMISSION_DENIED'
+  | 'INVALID_RESPONSE'
+  | 'INVALID_DESCRIPTOR'
+  | 'INVALID_OPTION'
+  | 'DISCOVERY_CLOSED';
+
+/** Base class of every error the SDK reports. */
+export abstract class LeaderDiscoveryError extends Error implements ErrorInfo {
+  abstract readonly code: LeaderErrorCode;
+  /** The HTTP status, when the error comes from a Consul answer. */
+  readonly status?: number;
+
+  constructor(message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    if (options?.status !== undefined) this.status = options.status;
+  }
+
+  /** A plain `{ code, message, status? }`, for logs and JSON. */
+  toJSON(): ErrorInfo {
+    return this.status === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, status: this.status };
+  }
+}
+
+/** How a request to Consul failed below HTTP. */
+export type UnreachableReason = 'refused' | 'reset' | 'timeout' | 'dns' | 'tls' | 'network';
+
+/** No HTTP answer: connection refused or reset, DNS, TLS handshake, or no answer within the client timeout. */
+export class ConsulUnreachableError extends LeaderDiscoveryError {
+  readonly code = 'CONSUL_UNREACHABLE' as const;
+  constructor(
+    readonly reason: UnreachableReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Consul answered with an HTTP error status (other than 403). */
+export class ConsulHttpError extends LeaderDiscoveryError {
+  readonly code = 'CONSUL_HTTP_ERROR' as const;
+  declare readonly status: number;
+  /** From a `Retry-After` header (429, 503), in ms. */
+  readonly retryAfterMs?: number;
+  constructor(status: number, message: string, retryAfterMs?: number) {
+    super(message, { status });
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** 403: the ACL token is missing, unknown, or its policy does not allow the read. */
+export class PermissionDeniedError extends LeaderDiscoveryError {
+  readonly code = 'PERMISSION_DENIED' as const;
+  declare readonly status: number;
+  constructor(message: string) {
+    super(message, { status: 403 });
+  }
+}
+
+/** Consul (or something between) answered 2xx with a body or headers that are not what Consul sends. */
+export class InvalidResponseError extends LeaderDiscoveryError {
+  readonly code = 'INVALID_RESPONSE' as const;
+}
+
+/** The key's value could not be decoded or did not pass the descriptor schema. */
+export class InvalidDescriptorError extends LeaderDiscoveryError {
+  readonly code = 'INVALID_DESCRIPTOR' as const;
+  constructor(
+    message: string,
+    readonly issues: readonly DescriptorIssue[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** An option given to the SDK is not valid; thrown at once, naming the option. */
+export class InvalidOptionError extends LeaderDiscoveryError {
+  readonly code = 'INVALID_OPTION' as const;
+}
+
+/** The `LeaderDiscovery` was closed. */
+export class DiscoveryClosedError extends LeaderDiscoveryError {
+  readonly code = 'DISCOVERY_CLOSED' as const;
+  constructor() {
+    super('this LeaderDiscovery is closed');
+  }
+}
+
+export function isLeaderDiscoveryError(value: unknown): value is LeaderDiscoveryError {
+  return value instanceof LeaderDiscoveryError;
+}

@@ -1,0 +1,35 @@
+export { createLeaderDiscovery } from './discovery.js';
+export type { LeaderDiscovery, LeaderStateOf } from './discovery.js';
+export type {
+  Consistency,
+  ConsulClientOptions,
+  Duration,
+  LeaderDiscoveryOptions,
+  LeaderOptions,
+} from './config/options.js';
+export type { DecodeOption } from './leader/decode.js';
+export type { RetryPolicy } from './watch/retry-policy.js';
+export type { IdleWakeupLimit } from './watch/blocking-query.js';
+export {
+  LeaderDiscoveryError,
+  ConsulUnreachableError,
+  ConsulHttpError,
+  PermissionDeniedError,
+  InvalidResponseError,
+  InvalidDescriptorError,
+  InvalidOptionError,
+  DiscoveryClosedError,
+  isLeaderDiscoveryError,
+} from './errors.js';
+export type { LeaderErrorCode, UnreachableReason } from './errors.js';
+export type {
+  Leader,
+  LeaderSession,
+  LeaderEntry,
+  LeaderState,
+  SettledLeaderState,
+  VacantReason,
+  ConsulReadMeta,
+  DescriptorIssue,
+  ErrorInfo,
+} from '@consul-leader/types';

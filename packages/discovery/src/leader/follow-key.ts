@@ -1,0 +1,74 @@
+/**
+ * One key followed live: the blocking query on the key, each answer joined
+ * with `/v1/session/info` of the session holding it.
+ */
+import { type Observable, distinctUntilChanged, map, of, scan, switchMap } from 'rxjs';
+import type { LeaderSession } from '@consul-leader/types';
+import type { KvRead } from '../wire/kv.js';
+import type { BlockingQueryEvent } from '../watch/blocking-query.js';
+import type { RetryingReadEvent } from '../watch/retrying-read.js';
+import { type KeyEvent, type KeySnapshot, sameKeyEvent } from './key-snapshot.js';
+
+export interface FollowKeyDeps {
+  /** The key's blocking query. */
+  readonly kv$: Observable<BlockingQueryEvent<KvRead>>;
+  /** Reads a session's info, retried until it answers (null: the session is gone). */
+  readonly session: (id: string) => Observable<RetryingReadEvent<LeaderSession | null>>;
+}
+
+type Step = KeySnapshot | Omit<Extract<KeyEvent, { kind: 'unreachable' }>, 'lastKnown'>;
+
+/**
+ * Session info is read once per session id and reused while the key keeps
+ * that id. `switchMap` drops a session answer that arrives after the key moved
+ * on, so an older leader is never emitted after a newer one.
+ */
+export function followKey(key: string, deps: FollowKeyDeps): Observable<KeyEvent> {
+  let cached: { id: string; session: LeaderSession | null } | undefined;
+
+  const join = (event: BlockingQueryEvent<KvRead>): Observable<Step> => {
+    if (event.type === 'error') {
+      const { error, attempt, retryInMs } = event;
+      return of({ kind: 'unreachable', key, error, attempt, retryInMs });
+    }
+    const { value: read, meta } = event;
+    if (read.kind === 'missing') return of({ kind: 'key-missing', key, meta });
+    const { entry } = read;
+    const id = entry.session;
+    if (id === null) return of({ kind: 'no-session', key, entry, meta });
+    const snapshot = (session: LeaderSession | null): KeySnapshot =>
+      session ? { kind: 'held', key, entry, session, meta } : { kind: 'session-gone', key, entry, meta };
+    if (cached?.id === id) return of(snapshot(cached.session));
+    return deps.session(id).pipe(
+      map((step): Step => {
+        if (step.type === 'error') {
+          const { error, attempt, retryInMs } = step;
+          return { kind: 'unreachable', key, error, attempt, retryInMs };
+        }
+        cached = { id, session: step.value };
+        return snapshot(step.value);
+      }),
+    );
+  };
+
+  return deps.kv$.pipe(
+    switchMap(join),
+    scan<Step, KeyEvent | undefined>(
+      (previous, step) =>
+        step.kind !== 'unreachable'
+          ? step
+          : {
+              ...step,
+              lastKnown:
+                previous === undefined
+                  ? null
+                  : previous.kind === 'unreachable'
+                    ? previous.lastKnown
+                    : previous,
+            },
+      undefined,
+    ),
+    map((event) => event as KeyEvent),
+    distinctUntilChanged(sameKeyEvent),
+  );
+}

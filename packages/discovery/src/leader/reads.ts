@@ -1,0 +1,98 @@
+/** The HTTP reads of a leader key and its session, for one read scope. */
+import type { LeaderSession } from '@consul-leader/types';
+import type { Consistency } from '../config/options.js';
+import { DiscoveryClosedError } from '../errors.js';
+import { formatWait } from '../wire/duration.js';
+import { readKvResponse } from '../wire/kv.js';
+import { readSessionResponse } from '../wire/session.js';
+import { type ConsulResponse, type ConsulTransport, RequestAbortedError } from '../wire/transport.js';
+import { readIndex, readMeta } from '../wire/headers.js';
+import type { KeySnapshot } from './key-snapshot.js';
+
+/** Where and how a key is read. */
+export interface ReadScope {
+  readonly key: string;
+  readonly consistency: Consistency;
+  readonly waitMs: number;
+  readonly requestTimeoutMs: number;
+  readonly dc?: string;
+  readonly token?: string;
+}
+
+/** Margin over `wait + wait/16` (Consul's jitter) before a blocking read is deemed lost. */
+const BLOCKING_TIMEOUT_MARGIN_MS = 5_000;
+
+/** Consul documents that it may add up to wait/16 of jitter to a blocking read. */
+export function blockingTimeoutMs(waitMs: number): number {
+  return Math.ceil(waitMs + waitMs / 16 + BLOCKING_TIMEOUT_MARGIN_MS);
+}
+
+function baseQuery(scope: ReadScope): Record<string, string> {
+  const query: Record<string, string> = {};
+  if (scope.consistency === 'stale') query.stale = '';
+  if (scope.consistency === 'consistent') query.consistent = '';
+  if (scope.dc) query.dc = scope.dc;
+  return query;
+}
+
+/** A KV read of the key: blocking on `index` when it is above 0, else a plain read. */
+export function sendKvRead(
+  transport: ConsulTransport,
+  scope: ReadScope,
+  index: bigint,
+  signal: AbortSignal,
+): Promise<ConsulResponse> {
+  const blocking = index > 0n;
+  const query = baseQuery(scope);
+  if (blocking) {
+    query.index = index.toString();
+    query.wait = formatWait(scope.waitMs);
+  }
+  return transport.get({
+    path: '/kv/{key}',
+    params: { key: scope.key },
+    query,
+    token: scope.token,
+    timeoutMs: blocking ? blockingTimeoutMs(scope.waitMs) : scope.requestTimeoutMs,
+    signal,
+  });
+}
+
+export async function readSessionOnce(
+  transport: ConsulTransport,
+  scope: ReadScope,
+  id: string,
+  signal: AbortSignal,
+): Promise<LeaderSession | null> {
+  const res = await transport.get({
+    path: '/session/info/{id}',
+    params: { id },
+    query: baseQuery(scope),
+    token: scope.token,
+    timeoutMs: scope.requestTimeoutMs,
+    signal,
+  });
+  return readSessionResponse(res, id);
+}
+
+/** One non-blocking read of the key joined with its session (for `current()`). */
+export async function readKeyOnce(
+  transport: ConsulTransport,
+  scope: ReadScope,
+  signal: AbortSignal,
+): Promise<KeySnapshot> {
+  try {
+    const res = await sendKvRead(transport, scope, 0n, signal);
+    const read = readKvResponse(res, scope.key);
+    const meta = readMeta(res.headers, readIndex(res.headers));
+    const { key } = scope;
+    if (read.kind === 'missing') return { kind: 'key-missing', key, meta };
+    const { entry } = read;
+    if (entry.session === null) return { kind: 'no-session', key, entry, meta };
+    const session = await readSessionOnce(transport, scope, entry.session, signal);
+    return session ? { kind: 'held', key, entry, session, meta } : { kind: 'session-gone', key, entry, meta };
+  } catch (error) {
+    if (error instanceof RequestAbortedError) throw new DiscoveryClosedError();
+    throw error;
+  }
+}

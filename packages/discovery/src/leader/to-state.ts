@@ -1,0 +1,93 @@
+/** Pure mapping from a key's joined snapshot to the public `LeaderState` and `Leader`. */
+import type { z } from 'zod';
+import type { Leader, LeaderState, SettledLeaderState } from '@consul-leader/types';
+import type { LeaderDiscoveryError } from '../errors.js';
+import type { KvEntry } from '../wire/kv.js';
+import { type DecodeOption, decodeDescriptor } from './decode.js';
+import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
+
+export interface Descriptor<T> {
+  readonly schema: z.ZodType<T>;
+  readonly decode: DecodeOption;
+}
+
+function entryFields(entry: KvEntry) {
+  const { key, lockIndex, modifyIndex, createIndex, flags } = entry;
+  return { key, lockIndex, modifyIndex, createIndex, flags };
+}
+
+export function toSettledState<T>(
+  snapshot: KeySnapshot,
+  descriptor: Descriptor<T>,
+): SettledLeaderState<T, LeaderDiscoveryError> {
+  const { key, meta: consul } = snapshot;
+  switch (snapshot.kind) {
+    case 'key-missing':
+    case 'no-session':
+    case 'session-gone':
+      return { status: 'vacant', key, reason: snapshot.kind, consul };
+    case 'held': {
+      const { entry, session } = snapshot;
+      const decoded = decodeDescriptor(entry.valueBase64, descriptor.decode, descriptor.schema);
+      if (decoded.ok) {
+        return {
+          status: 'leader',
+          key,
+          leader: { ...entryFields(entry), node: decoded.node, session },
+          consul,
+        };
+      }
+      return {
+        status: 'invalid',
+        key,
+        entry: entryFields(entry),
+        session,
+        raw: decoded.raw,
+        error: decoded.error,
+        issues: decoded.error.issues,
+        consul,
+      };
+    }
+  }
+}
+
+/**
+ * Returns a mapper for one `watch()` call. It remembers the state it made for
+ * each snapshot, so `lastKnown` of an `unreachable` event is not decoded twice.
+ */
+export function stateMapper<T>(
+  descriptor: Descriptor<T>,
+): (event: KeyEvent) => LeaderState<T, LeaderDiscoveryError> {
+  const made = new WeakMap<KeySnapshot, SettledLeaderState<T, LeaderDiscoveryError>>();
+  const settled = (snapshot: KeySnapshot): SettledLeaderState<T, LeaderDiscoveryError> => {
+    let state = made.get(snapshot);
+    if (!state) {
+      state = toSettledState(snapshot, descriptor);
+      made.set(snapshot, state);
+    }
+    return state;
+  };
+  return (event) => {
+    if (event.kind !== 'unreachable') return settled(event);
+    const { key, error, attempt, retryInMs, lastKnown } = event;
+    return {
+      status: 'unreachable',
+      key,
+      error,
+      attempt,
+      retryInMs,
+      lastKnown: lastKnown ? settled(lastKnown) : null,
+    };
+  };
+}
+
+/** The same leader: same session, same write of the key. `null` equals `null`. */
+export function sameLeader<T>(a: Leader<T> | null, b: Leader<T> | null): boolean {
+  if (a === null || b === null) return a === b;
+  return (
+    a.key === b.key &&
+    a.session.id === b.session.id &&
+    a.modifyIndex === b.modifyIndex &&
+    a.lockIndex === b.lockIndex
+  );
+}

@@ -1,0 +1,118 @@
+/**
+ * The blocking-query loop: the one place that applies Consul's rules for
+ * following an index (see ARCHITECTURE.md). Everything else is composed on
+ * its events with RxJS operators.
+ */
+import { Observable } from 'rxjs';
+import type { ConsulReadMeta } from '@consul-leader/types';
+import { InvalidResponseError, LeaderDiscoveryError } from '../errors.js';
+import { readIndex, readMeta } from '../wire/headers.js';
+import { RequestAbortedError, type ConsulResponse } from '../wire/transport.js';
+import { NO_INDEX, nextIndex } from './index-rules.js';
+import { retryDelayMs, type RetryPolicy } from './retry-policy.js';
+import { sleep } from './sleep.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface IdleWakeupLimit {
+  /** Wake-ups with nothing new allowed back to back. Default 5. */
+  readonly burst: number;
+  /** Sustained rate of wake-ups with nothing new, per second. Default 2. */
+  readonly perSecond: number;
+}
+
+export const DEFAULT_IDLE_WAKEUP_LIMIT: IdleWakeupLimit = Object.freeze({ burst: 5, perSecond: 2 });
+
+export interface BlockingQueryOptions<T> {
+  /** Sends one read. `index` is `NO_INDEX` (0n) for a non-blocking read, else the index to block on. */
+  readonly send: (index: bigint, signal: AbortSignal) => Promise<ConsulResponse>;
+  /** Interprets an answer; throwing rejects it, and its index is then not adopted. */
+  readonly read: (response: ConsulResponse) => T;
+  readonly retry: RetryPolicy;
+  readonly idleWakeups: IdleWakeupLimit;
+  readonly random?: () => number;
+}
+
+export type BlockingQueryEvent<T> =
+  /** An answer whose content differs from the last one emitted (or the first after a failure). */
+  | { readonly type: 'result'; readonly value: T; readonly meta: ConsulReadMeta }
+  /** A failed request; the loop retries with a non-blocking read after `retryInMs`. */
+  | {
+      readonly type: 'error';
+      readonly error: LeaderDiscoveryError;
+      readonly attempt: number;
+      readonly retryInMs: number;
+    };
+
+function asLeaderError(error: unknown): LeaderDiscoveryError {
+  if (error instanceof LeaderDiscoveryError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new InvalidResponseError(`could not read Consul's answer: ${message}`, { cause: error });
+}
+
+/**
+ * Follows one Consul read as a blocking query, until unsubscribed:
+ * - the first read, and the first after any failure, is non-blocking, so a
+ *   restarted agent whose index went back is seen at once;
+ * - each answer's `X-Consul-Index` goes through `nextIndex` (reset when it
+ *   goes backwards, never block on 0); an answer that fails `read` or lacks a
+ *   valid index is an error, and its index is never adopted;
+ * - answers byte-identical to the last one (timeouts, spurious wake-ups) emit
+ *   nothing and are rate-limited by a token bucket; a changed answer is
+ *   emitted and followed at once;
+ * - failures emit an `error` event and back off exponentially with jitter,
+ *   capped; the count resets after a success.
+ * It never errors or completes on its own.
+ */
+export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<BlockingQueryEvent<T>> {
+  return new Observable<BlockingQueryEvent<T>>((subscriber) => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    const bucket = new TokenBucket(options.idleWakeups.burst, options.idleWakeups.perSecond);
+
+    const run = async (): Promise<void> => {
+      let index = NO_INDEX;
+      let lastEmitted: ConsulResponse | undefined;
+      let failures = 0;
+      while (!signal.aborted) {
+        let response: ConsulResponse;
+        let value: T;
+        let received: bigint;
+        try {
+          response = await options.send(index, signal);
+          value = options.read(response);
+          received = readIndex(response.headers);
+        } catch (caught) {
+          if (signal.aborted || caught instanceof RequestAbortedError) return;
+          failures += 1;
+          const error = asLeaderError(caught);
+          const retryInMs = retryDelayMs(failures, error, options.retry, options.random);
+          lastEmitted = undefined;
+          index = NO_INDEX;
+          subscriber.next({ type: 'error', error, attempt: failures, retryInMs });
+          await sleep(retryInMs, signal);
+          continue;
+        }
+        failures = 0;
+        index = nextIndex(index, received);
+        const unchanged =
+          lastEmitted !== undefined &&
+          lastEmitted.status === response.status &&
+          lastEmitted.body.equals(response.body);
+        if (unchanged) {
+          await sleep(bucket.take(), signal);
+        } else {
+          lastEmitted = response;
+          subscriber.next({ type: 'result', value, meta: readMeta(response.headers, received) });
+        }
+      }
+    };
+
+    run().catch((error: unknown) => {
+      // Unreachable by design (every await is guarded); surface rather than swallow.
+      subscriber.error(error);
+    });
+    return () => {
+      controller.abort();
+    };
+  });
+}

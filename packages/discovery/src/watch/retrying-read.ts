@@ -1,0 +1,47 @@
+/** A single read retried with backoff until it succeeds, reporting each failure. */
+import { Observable } from 'rxjs';
+import { InvalidResponseError, LeaderDiscoveryError } from '../errors.js';
+import { RequestAbortedError } from '../wire/transport.js';
+import type { BlockingQueryEvent } from './blocking-query.js';
+import { retryDelayMs, type RetryPolicy } from './retry-policy.js';
+import { sleep } from './sleep.js';
+
+export type RetryingReadEvent<T> =
+  { readonly type: 'value'; readonly value: T } | Extract<BlockingQueryEvent<never>, { type: 'error' }>;
+
+/** Emits an `error` event per failed try, then the value, then completes. */
+export function retryingRead<T>(
+  read: (signal: AbortSignal) => Promise<T>,
+  retry: RetryPolicy,
+  random?: () => number,
+): Observable<RetryingReadEvent<T>> {
+  return new Observable<RetryingReadEvent<T>>((subscriber) => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    const run = async (): Promise<void> => {
+      for (let attempt = 1; !signal.aborted; attempt += 1) {
+        try {
+          const value = await read(signal);
+          subscriber.next({ type: 'value', value });
+          subscriber.complete();
+          return;
+        } catch (caught) {
+          if (signal.aborted || caught instanceof RequestAbortedError) return;
+          const error =
+            caught instanceof LeaderDiscoveryError
+              ? caught
+              : new InvalidResponseError(String(caught), { cause: caught });
+          const retryInMs = retryDelayMs(attempt, error, retry, random);
+          subscriber.next({ type: 'error', error, attempt, retryInMs });
+          await sleep(retryInMs, signal);
+        }
+      }
+    };
+    run().catch((error: unknown) => {
+      subscriber.error(error);
+    });
+    return () => {
+      controller.abort();
+    };
+  });
+}

@@ -1,0 +1,148 @@
+/**
+ * The one place that sends HTTP requests to Consul, through a node-consul
+ * client (so its base URL, keep-alive agent and TLS options are used).
+ *
+ * It asks node-consul for the raw bytes (`buffer: true`) instead of its decoded
+ * entries: the SDK needs the status, the `X-Consul-*` headers and the exact
+ * uint64 fields, and compares answers byte for byte to spot spurious wake-ups.
+ * HTTP error statuses resolve like any answer; only transport failures reject.
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import type Consul from 'consul';
+import { ConsulUnreachableError, type UnreachableReason } from '../errors.js';
+
+export interface ConsulResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+export interface ConsulRequest {
+  /** Path below `/v1`, with `{name}` placeholders filled (and URI-encoded) from `params`. */
+  readonly path: string;
+  readonly params?: Readonly<Record<string, string>>;
+  readonly query?: Readonly<Record<string, string>>;
+  readonly token?: string | undefined;
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Thrown when the caller's signal aborted the request; never reported to users. */
+export class RequestAbortedError extends Error {
+  constructor() {
+    super('request aborted');
+    this.name = 'RequestAbortedError';
+  }
+}
+
+/** The part of node-consul's client (papi) the transport uses; not in its published types. */
+interface PapiClient {
+  _get(opts: PapiRequest): Promise<PapiResponse>;
+}
+interface PapiRequest {
+  name: string;
+  path: string;
+  params: Record<string, string>;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  ctx: EventEmitter;
+  timeout: number;
+  buffer: true;
+}
+interface PapiResponse {
+  statusCode?: number;
+  headers: IncomingHttpHeaders;
+  body?: unknown;
+}
+interface PapiError {
+  isAbort?: boolean;
+  isTimeout?: boolean;
+  isResponse?: boolean;
+  response?: PapiResponse;
+  code?: string;
+  message?: string;
+  cause?: unknown;
+}
+
+export class ConsulTransport {
+  readonly #client: PapiClient;
+
+  constructor(client: Consul) {
+    this.#client = client as unknown as PapiClient;
+  }
+
+  async get(request: ConsulRequest): Promise<ConsulResponse> {
+    const { signal } = request;
+    if (signal?.aborted) throw new RequestAbortedError();
+    const ctx = new EventEmitter();
+    const cancel = (): void => {
+      ctx.emit('cancel');
+    };
+    signal?.addEventListener('abort', cancel, { once: true });
+    const headers: Record<string, string> = {};
+    if (request.token) headers['x-consul-token'] = request.token;
+    try {
+      const res = await this.#client._get({
+        name: 'consul-leader',
+        path: request.path,
+        params: { ...request.params },
+        query: { ...request.query },
+        headers,
+        ctx,
+        timeout: request.timeoutMs,
+        buffer: true,
+      });
+      return toResponse(res);
+    } catch (error: unknown) {
+      const e = (error ?? {}) as PapiError;
+      if (e.isResponse && e.response) return toResponse(e.response);
+      if (signal?.aborted || e.isAbort) throw new RequestAbortedError();
+      throw toUnreachable(e, request.timeoutMs);
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+    }
+  }
+}
+
+function toResponse(res: PapiResponse): ConsulResponse {
+  const body = Buffer.isBuffer(res.body)
+    ? res.body
+    : typeof res.body === 'string'
+      ? Buffer.from(res.body)
+      : Buffer.alloc(0);
+  return { status: res.statusCode ?? 0, headers: res.headers, body };
+}
+
+const REASON_BY_CODE: Record<string, UnreachableReason> = {
+  ECONNREFUSED: 'refused',
+  ECONNRESET: 'reset',
+  EPIPE: 'reset',
+  ECONNABORTED: 'reset',
+  ETIMEDOUT: 'timeout',
+  ENOTFOUND: 'dns',
+  EAI_AGAIN: 'dns',
+};
+
+function errorCode(e: PapiError): string | undefined {
+  if (e.code) return e.code;
+  const cause = e.cause as PapiError | undefined;
+  return cause?.code;
+}
+
+function toUnreachable(e: PapiError, timeoutMs: number): ConsulUnreachableError {
+  if (e.isTimeout) {
+    return new ConsulUnreachableError('timeout', `no answer from Consul within ${timeoutMs} ms`, {
+      cause: e,
+    });
+  }
+  const code = errorCode(e) ?? '';
+  const reason: UnreachableReason =
+    REASON_BY_CODE[code] ??
+    (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code) ? 'tls' : 'network');
+  // papi prefixes messages with "consul: consul-leader: "; keep the socket's own words.
+  const detail = (e.message ?? 'request failed').replace(/^consul: consul-leader: /, '');
+  return new ConsulUnreachableError(reason, `cannot reach Consul (${reason}): ${detail}`, {
+    cause: e,
+  });
+}

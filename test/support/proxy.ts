@@ -1,0 +1,133 @@
+/**
+ * A small HTTP proxy placed between the SDK and a real Consul agent: it counts
+ * requests and connections, and lets a test inject faults into chosen answers.
+ * Consul itself is never replaced: every answer that is not a fault comes from it.
+ */
+import {
+  type IncomingMessage,
+  type ServerResponse,
+  createServer,
+  request as httpRequest,
+  Agent,
+} from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export interface ProxiedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingMessage['headers'];
+  /** Status and `X-Consul-Index` of the answer, once sent. */
+  status?: number;
+  index?: string;
+}
+
+/** What to do with one request: forward it (maybe changed), answer it, or hold it. */
+export type FaultRule = (
+  req: ProxiedRequest,
+) =>
+  | { readonly action: 'forward'; readonly path?: string; readonly delayMs?: number }
+  | {
+      readonly action: 'respond';
+      readonly status: number;
+      readonly headers?: Record<string, string>;
+      readonly body?: string;
+    }
+  | undefined;
+
+export interface ConsulProxy {
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  readonly requests: ProxiedRequest[];
+  /** Client connections open right now. */
+  openConnections(): number;
+  /** Requests whose path starts with `prefix` that are waiting for their answer right now. */
+  inFlight(prefix: string): number;
+  rule: FaultRule | undefined;
+  close(): Promise<void>;
+}
+
+export async function startProxy(
+  target: { host: string; port: number },
+  host = '127.0.0.1',
+): Promise<ConsulProxy> {
+  const sockets = new Set<Socket>();
+  const pending = new Set<ProxiedRequest>();
+  const upstream = new Agent({ keepAlive: true });
+  const proxy: ConsulProxy = {
+    address: '',
+    host,
+    port: 0,
+    requests: [],
+    openConnections: () => sockets.size,
+    inFlight: (prefix) => [...pending].filter((r) => r.path.startsWith(prefix)).length,
+    rule: undefined,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      upstream.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+
+  const forward = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    const up = httpRequest(
+      {
+        host: target.host,
+        port: target.port,
+        method: req.method,
+        path,
+        headers: req.headers,
+        agent: upstream,
+      },
+      (upRes) => {
+        const index = upRes.headers['x-consul-index'];
+        const entry = seenOf.get(res);
+        if (entry && typeof index === 'string') entry.index = index;
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+  };
+
+  const seenOf = new WeakMap<ServerResponse, ProxiedRequest>();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const seen: ProxiedRequest = {
+      method: req.method ?? 'GET',
+      path: decodeURIComponent(url.pathname),
+      query: url.searchParams,
+      headers: req.headers,
+    };
+    proxy.requests.push(seen);
+    seenOf.set(res, seen);
+    pending.add(seen);
+    res.on('close', () => {
+      pending.delete(seen);
+      seen.status = res.statusCode;
+    });
+    const decision = proxy.rule?.(seen);
+    if (decision?.action === 'respond') {
+      res.writeHead(decision.status, { 'content-type': 'application/json', ...decision.headers });
+      res.end(decision.body ?? '');
+      return;
+    }
+    const path = decision?.path ?? req.url ?? '/';
+    if (decision?.delayMs) {
+      const timer = setTimeout(() => forward(req, res, path), decision.delayMs);
+      res.on('close', () => clearTimeout(timer));
+    } else {
+      forward(req, res, path);
+    }
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((r) => server.listen(0, host, () => r()));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(proxy, { port, address: `${host}:${port}` });
+}

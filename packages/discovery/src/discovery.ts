@@ -14,7 +14,7 @@ import {
   takeUntil,
 } from 'rxjs';
 import { z } from 'zod';
-import type { Leader, LeaderState } from '@consul-leader/types';
+import type { Leader, LeaderState as StateWithError, SettledLeaderState as SettledWithError } from '@consul-leader/types';
 import { setUpClient } from './config/client.js';
 import {
   type LeaderDiscoveryOptions,
@@ -35,8 +35,14 @@ import { retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
 import { readKvResponse } from './wire/kv.js';
 
-/** The state of one key, with the SDK's error classes. */
-export type LeaderStateOf<T> = LeaderState<T, LeaderDiscoveryError>;
+/**
+ * The full state of one leader key, discriminated on `status`:
+ * `leader` | `vacant` | `invalid` | `unreachable`. Errors are the SDK's classes.
+ */
+export type LeaderState<T> = StateWithError<T, LeaderDiscoveryError>;
+
+/** A state read from Consul (anything but `unreachable`). */
+export type SettledLeaderState<T> = SettledWithError<T, LeaderDiscoveryError>;
 
 export interface LeaderDiscovery {
   /**
@@ -48,7 +54,7 @@ export interface LeaderDiscovery {
    */
   leader<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null>;
   /** The full state of `key`, live: `leader`, `vacant`, `invalid` or `unreachable`. */
-  watch<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<LeaderStateOf<T>>;
+  watch<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>>;
   /** One non-blocking read of `key` and its session. Rejects with a typed error when Consul cannot be read. */
   current<T = unknown>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null>;
   /** Stops every stream (they complete), aborts requests in flight, and closes the SDK's sockets. */
@@ -116,7 +122,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     decode: call.decode ?? 'json',
   });
 
-  const watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderStateOf<T>> => {
+  const watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>> => {
     const call = parseCallOptions<T>(key, options);
     if (closed) return EMPTY;
     return keyStream(scopeOf(key, call)).pipe(

@@ -1,5 +1,5 @@
 export { createLeaderDiscovery } from './discovery.js';
-export type { LeaderDiscovery, LeaderStateOf } from './discovery.js';
+export type { LeaderDiscovery, LeaderState, SettledLeaderState } from './discovery.js';
 export type {
   Consistency,
   ConsulClientOptions,
@@ -26,8 +26,6 @@ export type {
   Leader,
   LeaderSession,
   LeaderEntry,
-  LeaderState,
-  SettledLeaderState,
   VacantReason,
   ConsulReadMeta,
   DescriptorIssue,

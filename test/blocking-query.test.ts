@@ -212,3 +212,53 @@ describe('after a failed request', () => {
     }
   });
 });
+
+describe('a value that is not base64', () => {
+  it('is an invalid descriptor (null for leader()), and the next good value is followed', async () => {
+    const key = uniqueKey();
+    const s = await createSession(consul);
+    await acquire(consul, key, s, JSON.stringify({ host: 'before' }));
+    const states = record(discovery.watch(key, { schema: Node }));
+    const leaders = record(discovery.leader(key, { schema: Node }));
+    await states.next((v) => v.status === 'leader');
+    await until('blocking', () => proxy.inFlight(kvPath(key)) === 1);
+    const index = kvRequests(key).at(-1)?.query.get('index') ?? '1';
+    let served = false;
+    proxy.rule = (req) => {
+      if (req.path !== kvPath(key) || served) return undefined;
+      served = true;
+      const entry = {
+        Key: key,
+        Value: '%%% not base64 %%%',
+        Session: s,
+        Flags: 0,
+        LockIndex: 1,
+        CreateIndex: 1,
+        ModifyIndex: Number(index),
+      };
+      return {
+        action: 'respond',
+        status: 200,
+        headers: { 'x-consul-index': index },
+        body: JSON.stringify([entry]),
+      };
+    };
+    try {
+      await acquire(consul, key, s, JSON.stringify({ host: 'wake' })); // wakes the blocked read
+      const invalid = await states.next((v) => v.status === 'invalid');
+      if (invalid.status !== 'invalid') throw new Error('unexpected');
+      expect(invalid.error.code).toBe('INVALID_DESCRIPTOR');
+      expect(invalid.issues[0]?.message).toBe('value is not base64');
+      await leaders.next((v) => v === null);
+    } finally {
+      proxy.rule = undefined;
+    }
+    await acquire(consul, key, s, JSON.stringify({ host: 'after' }));
+    await states.next((v) => v.status === 'leader' && v.leader.node.host === 'after');
+    const hosts = leaders.values.map((v) => v?.node.host ?? null);
+    expect(hosts.indexOf(null)).toBeGreaterThan(0);
+    expect(hosts.at(-1)).toBe('after');
+    states.unsubscribe();
+    leaders.unsubscribe();
+  });
+});

@@ -23,8 +23,12 @@ export const Uint64Schema = z.union([
 /** One entry of `GET /v1/kv/<key>` (an array of these on 200). */
 export const KvEntryWireSchema = z.object({
   Key: z.string(),
-  /** base64 of the stored bytes; null when the key holds no value. */
-  Value: z.base64().nullable().optional(),
+  /**
+   * base64 of the stored bytes; null when the key holds no value. Not checked
+   * here: a value that is not base64 is the leader's bad descriptor (an
+   * `invalid` state), not a broken answer.
+   */
+  Value: z.string().nullable().optional(),
   /** The session holding the lock; absent or "" when unlocked. */
   Session: z.string().optional(),
   Flags: Uint64Schema,

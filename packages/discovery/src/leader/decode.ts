@@ -16,6 +16,7 @@ export type DecodeResult<T> =
   | { readonly ok: false; readonly error: InvalidDescriptorError; readonly raw: string };
 
 const RAW_TEXT_LIMIT = 4096;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const lenientUtf8 = new TextDecoder('utf-8');
 
@@ -46,6 +47,10 @@ export function decodeDescriptor<T>(
   decode: DecodeOption,
   schema: z.ZodType<T>,
 ): DecodeResult<T> {
+  if (valueBase64 !== null && !BASE64.test(valueBase64)) {
+    // Buffer.from would silently skip the bad characters.
+    return refused('value is not base64', Buffer.from(valueBase64, 'latin1'));
+  }
   const bytes = valueBase64 === null ? new Uint8Array(0) : Buffer.from(valueBase64, 'base64');
   let value: unknown;
   try {
@@ -54,7 +59,13 @@ export function decodeDescriptor<T>(
     const reason = cause instanceof Error ? cause.message : String(cause);
     return refused(reason, bytes, cause);
   }
-  const parsed = schema.safeParse(value);
+  let parsed: ReturnType<typeof schema.safeParse>;
+  try {
+    parsed = schema.safeParse(value);
+  } catch (cause) {
+    // A refinement of the user's schema threw instead of adding an issue.
+    return refused(`schema threw: ${cause instanceof Error ? cause.message : String(cause)}`, bytes, cause);
+  }
   if (parsed.success) return { ok: true, node: parsed.data };
   const issues: DescriptorIssue[] = parsed.error.issues.map((issue) => ({
     code: issue.code,

@@ -6,6 +6,7 @@ export default defineConfig({
     exclude: ['test/soak/**', '**/node_modules/**', '**/dist/**'],
     // Integration tests start their own Consul agents; 2 workers fit a 2-core machine.
     maxWorkers: 2,
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -32,6 +32,13 @@ if [[ -z "$mirror" && -f /etc/apt/sources.list ]]; then
 fi
 [[ -n "$mirror" ]] || { echo "no Debian archive configured in /etc/apt; set CONSUL_BIN" >&2; exit 1; }
 
+mkdir -p "$cache"
+# Parallel test workers may all get here on a fresh machine: one fetches, the others wait.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.lock"
+  flock 9
+  if [[ -x "$bin" ]]; then echo "$bin"; exit 0; fi
+fi
 mkdir -p "$cache/lists/partial" "$cache/archives/partial" "$cache/etc" "$cache/root"
 # Verify the archive's signature with the system keyring when it is there.
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg

@@ -90,7 +90,7 @@ async function waitUntil(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
+    if (await check()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`Consul agent: ${what} not reached in ${timeoutMs} ms\n${logs().slice(-3000)}`);
@@ -134,17 +134,26 @@ export async function startConsulAgent(options: AgentOptions = {}): Promise<Cons
     });
     const scheme = options.httpsPort ? 'https' : 'http';
     if (scheme === 'https') {
-      await waitUntil('HTTPS port open', async () => !exited && !(await portFree(host, port)), 30_000, logs);
+      await waitUntil(
+        'HTTPS port open',
+        async () => {
+          if (exited) throw new Error(`Consul agent exited at start:\n${output.slice(-3000)}`);
+          return !(await portFree(host, port));
+        },
+        30_000,
+        logs,
+      );
       return;
     }
     const url = `http://${host}:${port}/v1/status/leader`;
     await waitUntil(
       options.waitForLeader === false ? 'HTTP API' : 'a Raft leader',
       async () => {
-        if (exited) throw new Error('exited');
-        const res = await fetch(url);
+        if (exited) throw new Error(`Consul agent exited at start:\n${output.slice(-3000)}`);
+        const res = await fetch(url).catch(() => undefined);
+        if (!res) return false;
         if (options.waitForLeader === false) return res.status < 500;
-        const body = (await res.json()) as unknown;
+        const body = (await res.json().catch(() => undefined)) as unknown;
         return typeof body === 'string' && body.length > 0;
       },
       30_000,

@@ -321,7 +321,72 @@ describe('consul-leader CLI', () => {
       expect(JSON.stringify(parsed)).not.toContain('hunter2-token');
     });
   });
+});
 
+describe('consul-leader CLI with ACLs (default deny)', () => {
+  const MASTER = 'c0ffee00-0000-4000-8000-00000000c1a1';
+  const KEY = uniqueKey('acl');
+  let agent: ConsulAgent;
+
+  beforeAll(async () => {
+    agent = await startConsulAgent({
+      hcl: `acl {\n enabled = true\n default_policy = "deny"\n tokens {\n master = "${MASTER}"\n }\n}\n`,
+    });
+    const writer = consulClient(agent.address, MASTER);
+    // The master token may need a moment after the leader is elected.
+    for (let i = 0; ; i += 1) {
+      try {
+        const session = await createSession(writer, { name: 'acl-leader' });
+        expect(await acquire(writer, KEY, session, JSON.stringify({ host: 'acl-host' }))).toBe(true);
+        break;
+      } catch (error) {
+        if (i > 50) throw error;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  });
+
+  afterAll(async () => {
+    await agent?.destroy();
+  });
+
+  it('get without a token exits 1 with PERMISSION_DENIED, not "no leader"', async () => {
+    const res = await runCli(['get', KEY], cleanEnv({ CONSUL_HTTP_ADDR: agent.address }));
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain('PERMISSION_DENIED');
+    expect(res.stderr).toContain('403');
+  });
+
+  it('reads with --token, or with CONSUL_HTTP_TOKEN, and never prints the token', async () => {
+    const withFlag = await runCli(['get', KEY, '--json', '--addr', agent.address, '--token', MASTER]);
+    expect(withFlag.code).toBe(0);
+    expect((JSON.parse(withFlag.stdout) as { node: unknown }).node).toEqual({ host: 'acl-host' });
+    expect(withFlag.stdout + withFlag.stderr).not.toContain(MASTER);
+
+    const withEnv = await runCli(
+      ['get', KEY],
+      cleanEnv({ CONSUL_HTTP_ADDR: agent.address, CONSUL_HTTP_TOKEN: MASTER }),
+    );
+    expect(withEnv.code).toBe(0);
+    expect(withEnv.stdout).toContain('"host":"acl-host"');
+    expect(withEnv.stdout + withEnv.stderr).not.toContain(MASTER);
+  });
+
+  it('--token overrides CONSUL_HTTP_TOKEN', async () => {
+    const wrong = 'not-a-real-token-5e1f';
+    const res = await runCli(
+      ['get', KEY, '--token', wrong],
+      cleanEnv({ CONSUL_HTTP_ADDR: agent.address, CONSUL_HTTP_TOKEN: MASTER }),
+    );
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('PERMISSION_DENIED');
+    expect(res.stdout + res.stderr).not.toContain(wrong);
+    expect(res.stdout + res.stderr).not.toContain(MASTER);
+  });
+});
+
+describe('consul-leader CLI formatting', () => {
   describe('format (pure)', () => {
     const time = new Date('2026-11-24T23:50:01.123Z');
     const consul = { index: 18446744073709551615n, lastContactMs: 0, knownLeader: true };

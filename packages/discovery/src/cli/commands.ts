@@ -1,0 +1,112 @@
+/** The `get` and `watch` commands over a `LeaderDiscovery`, writing lines and returning an exit code. */
+import type { LeaderDiscovery } from '../discovery.js';
+import type { LeaderDiscoveryOptions, LeaderOptions } from '../config/options.js';
+import { isLeaderDiscoveryError } from '../errors.js';
+import { type CliOptions, EXIT_ERROR, EXIT_OK, EXIT_NO_LEADER, EXIT_USAGE } from './args.js';
+import {
+  errorInfo,
+  leaderJson,
+  leaderLine,
+  noLeaderLine,
+  printable,
+  stateJsonLine,
+  stateLine,
+} from './format.js';
+
+export interface Output {
+  /** Writes one line to stdout. */
+  readonly out: (line: string) => void;
+  /** Writes one line to stderr. */
+  readonly err: (line: string) => void;
+  /** Whether human lines are coloured. */
+  readonly colour: boolean;
+}
+
+/**
+ * Options of `createLeaderDiscovery`. Without `--addr` the SDK reads CONSUL_HTTP_ADDR and the other
+ * CONSUL_* variables itself; `--addr` replaces CONSUL_HTTP_ADDR only, so the TLS variables still apply.
+ */
+export function discoveryOptions(
+  options: CliOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): LeaderDiscoveryOptions {
+  return {
+    ...(options.addr === undefined ? {} : { env: { ...env, CONSUL_HTTP_ADDR: options.addr } }),
+    ...(options.token === undefined ? {} : { token: options.token }),
+    ...(options.dc === undefined ? {} : { dc: options.dc }),
+  };
+}
+
+export function callOptions(options: CliOptions): LeaderOptions<unknown> {
+  return {
+    ...(options.decode === undefined ? {} : { decode: options.decode }),
+    ...(options.consistency === undefined ? {} : { consistency: options.consistency }),
+  };
+}
+
+/** Reports an error on stderr; an invalid option (bad address, key, environment) is a usage error. */
+export function reportError(error: unknown, output: Output): number {
+  const { code, message, status } = errorInfo(error);
+  output.err(`consul-leader: ${code}${status === undefined ? '' : ` (${status})`}: ${printable(message)}`);
+  if (isLeaderDiscoveryError(error) && error.code === 'INVALID_OPTION') {
+    output.err("Run 'consul-leader --help' for usage.");
+    return EXIT_USAGE;
+  }
+  return EXIT_ERROR;
+}
+
+export async function runGet(
+  discovery: LeaderDiscovery,
+  options: CliOptions,
+  output: Output,
+): Promise<number> {
+  let leader;
+  try {
+    leader = await discovery.current(options.key, callOptions(options));
+  } catch (error) {
+    return reportError(error, output);
+  }
+  if (options.json) {
+    output.out(leaderJson(leader));
+  } else {
+    const now = new Date();
+    output.out(leader ? leaderLine(leader, now, output.colour) : noLeaderLine(options.key, now));
+  }
+  return leader ? EXIT_OK : EXIT_NO_LEADER;
+}
+
+/** Prints every state of the key until `stop` aborts (exit 0). */
+export function runWatch(
+  discovery: LeaderDiscovery,
+  options: CliOptions,
+  output: Output,
+  stop: AbortSignal,
+): Promise<number> {
+  return new Promise((resolve) => {
+    let states;
+    try {
+      states = discovery.watch(options.key, callOptions(options));
+    } catch (error) {
+      resolve(reportError(error, output));
+      return;
+    }
+    const subscription = states.subscribe({
+      next: (state) => {
+        const now = new Date();
+        output.out(options.json ? stateJsonLine(state, now) : stateLine(state, now, output.colour));
+      },
+      error: (error: unknown) => resolve(reportError(error, output)),
+      complete: () => {
+        if (stop.aborted) return;
+        output.err('consul-leader: the watch ended unexpectedly');
+        resolve(EXIT_ERROR);
+      },
+    });
+    const onStop = (): void => {
+      subscription.unsubscribe();
+      resolve(EXIT_OK);
+    };
+    if (stop.aborted) onStop();
+    else stop.addEventListener('abort', onStop, { once: true });
+  });
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/** `consul-leader`: the entry point. Wires arguments, the environment, signals and exit codes. */
+import { type LeaderDiscovery, createLeaderDiscovery } from '../discovery.js';
+import { EXIT_OK, EXIT_USAGE, USAGE, parseCliArgs } from './args.js';
+import { type Output, discoveryOptions, reportError, runGet, runWatch } from './commands.js';
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write('', () => resolve());
+  });
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const output: Output = {
+    out: (line) => void process.stdout.write(`${line}\n`),
+    err: (line) => void process.stderr.write(`${line}\n`),
+    colour: process.stdout.isTTY === true && !process.env.NO_COLOR,
+  };
+
+  const parsed = parseCliArgs(argv);
+  if (parsed.kind === 'help') {
+    process.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+  if (parsed.kind === 'usage-error') {
+    process.stderr.write(`consul-leader: ${parsed.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  const options = parsed.options;
+
+  let discovery: LeaderDiscovery;
+  try {
+    discovery = createLeaderDiscovery(discoveryOptions(options, process.env));
+  } catch (error) {
+    return reportError(error, output);
+  }
+
+  try {
+    if (options.command === 'get') return await runGet(discovery, options, output);
+    // `get` keeps Node's default signal handling; `watch` stops cleanly on a signal.
+    const stop = new AbortController();
+    const onStop = (): void => stop.abort();
+    process.once('SIGINT', onStop);
+    process.once('SIGTERM', onStop);
+    // A reader that went away (`consul-leader watch k | head -1`) ends the watch too.
+    process.stdout.on('error', onStop);
+    return await runWatch(discovery, options, output, stop.signal);
+  } finally {
+    discovery.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  async (code) => {
+    await Promise.all([flush(process.stdout), flush(process.stderr)]);
+    process.exit(code);
+  },
+  (error: unknown) => {
+    process.stderr.write(`consul-leader: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -260,6 +260,28 @@ describe('current()', () => {
     expect(await discovery.current(key, { schema: Node })).toBeNull();
   });
 
+  it('with no options, reads the address and token from the CONSUL_* environment', async () => {
+    const key = uniqueKey();
+    const s = await createSession(consul, { name: 'from-env' });
+    await acquire(consul, key, s, descriptor('env'));
+    const saved = { addr: process.env.CONSUL_HTTP_ADDR, token: process.env.CONSUL_HTTP_TOKEN };
+    process.env.CONSUL_HTTP_ADDR = `http://${agent.address}`;
+    process.env.CONSUL_HTTP_TOKEN = 'anonymous-is-fine-here';
+    try {
+      const fromEnv = createLeaderDiscovery();
+      expect((await fromEnv.current(key, { schema: Node }))?.session.name).toBe('from-env');
+      fromEnv.close();
+    } finally {
+      for (const [name, value] of [
+        ['CONSUL_HTTP_ADDR', saved.addr],
+        ['CONSUL_HTTP_TOKEN', saved.token],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('rejects with CONSUL_UNREACHABLE when nothing listens', async () => {
     const dead = createLeaderDiscovery({ consul: { host: agent.host, port: 1 } });
     await expect(dead.current('k')).rejects.toMatchObject({ code: 'CONSUL_UNREACHABLE', reason: 'refused' });

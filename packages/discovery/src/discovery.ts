@@ -14,7 +14,11 @@ import {
   takeUntil,
 } from 'rxjs';
 import { z } from 'zod';
-import type { Leader, LeaderState as StateWithError, SettledLeaderState as SettledWithError } from '@consul-leader/types';
+import type {
+  Leader,
+  LeaderState as StateWithError,
+  SettledLeaderState as SettledWithError,
+} from '@consul-leader/types';
 import { setUpClient } from './config/client.js';
 import {
   type LeaderDiscoveryOptions,

@@ -5,13 +5,16 @@
  */
 import { z } from 'zod';
 
+const UINT64_MAX = (1n << 64n) - 1n;
+
 /** A uint64 from Consul: a bigint, or a decimal string or safe integer that becomes one. */
 export const Uint64Schema = z.union([
-  z.bigint().nonnegative(),
+  z.bigint().nonnegative().max(UINT64_MAX),
   z
     .string()
     .regex(/^\d{1,20}$/, 'expected a decimal uint64')
-    .transform((s) => BigInt(s)),
+    .transform((s) => BigInt(s))
+    .refine((n) => n <= UINT64_MAX, 'beyond uint64'),
   z
     .number()
     .int()

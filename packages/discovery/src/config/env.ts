@@ -85,7 +85,12 @@ export function readEnvConfig(env: Env): EnvConfig {
   let address: ResolvedAddress = addr
     ? parseAddress('CONSUL_HTTP_ADDR', addr)
     : { secure: false, host: '127.0.0.1', port: 8500 };
-  if (sslFlag !== undefined && !address.socketPath) address = { ...address, secure: sslFlag };
+  // Like Consul's own client: the flag picks the scheme of a bare host:port, and never
+  // downgrades an explicit https:// (nor upgrades an explicit http://).
+  const explicitScheme = addr !== undefined && /^[a-z]+:\/\//i.test(addr);
+  if (sslFlag !== undefined && !address.socketPath && !explicitScheme) {
+    address = { ...address, secure: sslFlag };
+  }
 
   const token = readEnvToken(env);
 

@@ -180,7 +180,7 @@ export interface ResolvedDiscoveryOptions {
 export function parseDiscoveryOptions(options: unknown): LeaderDiscoveryOptions {
   const parsed = discoveryOptionsSchema.safeParse(options ?? {});
   if (!parsed.success) fail('options', parsed.error);
-  return options as LeaderDiscoveryOptions;
+  return (options ?? {}) as LeaderDiscoveryOptions;
 }
 
 export function resolveDiscoveryDefaults(options: LeaderDiscoveryOptions): ResolvedDiscoveryOptions {

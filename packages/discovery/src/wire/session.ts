@@ -26,7 +26,14 @@ export function readSessionResponse(res: ConsulResponse, id: string): LeaderSess
   }
   if (!wire) return null;
   const ttlMs = wire.TTL ? parseDurationMs(wire.TTL) : NaN;
-  const checks = wire.Checks ?? [...(wire.NodeChecks ?? []), ...(wire.ServiceChecks ?? []).map((c) => c.ID)];
+  // Any of these invalidates the session when critical (Consul's Session.CheckIDs merges them).
+  const checks = [
+    ...new Set([
+      ...(wire.Checks ?? []),
+      ...(wire.NodeChecks ?? []),
+      ...(wire.ServiceChecks ?? []).map((c) => c.ID),
+    ]),
+  ];
   const session: LeaderSession = {
     id: wire.ID,
     name: wire.Name,

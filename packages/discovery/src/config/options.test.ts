@@ -1,0 +1,161 @@
+import { describe, it, expect } from 'vitest';
+import { z } from 'zod';
+import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_RETRY_POLICY } from '../watch/retry-policy.js';
+import { parseCallOptions, parseDiscoveryOptions, resolveDiscoveryDefaults } from './options.js';
+
+function message(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect((error as InvalidOptionError).code).toBe('INVALID_OPTION');
+    return (error as Error).message;
+  }
+  throw new Error('expected an InvalidOptionError');
+}
+
+describe('parseDiscoveryOptions', () => {
+  it('accepts every documented option', () => {
+    const options = {
+      consul: { host: 'consul', port: 8501, secure: true, defaults: { token: 't', dc: 'dc1' }, ca: ['x'] },
+      wait: '5m',
+      consistency: 'stale',
+      dc: 'dc2',
+      token: 'abc',
+      requestTimeout: 2_000,
+      retry: { initialDelayMs: 100, maxDelayMs: 2_000, permissionDeniedDelayMs: 0 },
+      idleWakeups: { burst: 3, perSecond: 1 },
+      env: { CONSUL_HTTP_ADDR: 'x:1', UNSET: undefined },
+    } as const;
+    expect(parseDiscoveryOptions(options)).toEqual(options);
+  });
+
+  it('accepts a ready node-consul client', () => {
+    const client = { _get: () => undefined, kv: {} };
+    expect(() => parseDiscoveryOptions({ consul: client })).not.toThrow();
+  });
+
+  it('rejects unknown option names, naming them', () => {
+    expect(message(() => parseDiscoveryOptions({ timeout: 5 }))).toContain('"timeout"');
+    expect(message(() => parseDiscoveryOptions({ retry: { attempts: 3 } }))).toMatch(/retry.*"attempts"/);
+    expect(message(() => parseDiscoveryOptions({ idleWakeups: { rate: 3 } }))).toContain('"rate"');
+  });
+
+  it('rejects a wait above 10 minutes or not above 0, naming wait', () => {
+    expect(message(() => parseDiscoveryOptions({ wait: '11m' }))).toContain('wait');
+    expect(message(() => parseDiscoveryOptions({ wait: 600_001 }))).toContain('wait');
+    expect(message(() => parseDiscoveryOptions({ wait: 0 }))).toContain('wait');
+    expect(message(() => parseDiscoveryOptions({ wait: '-1s' }))).toContain('wait');
+    expect(() => parseDiscoveryOptions({ wait: '10m' })).not.toThrow();
+    expect(() => parseDiscoveryOptions({ wait: 600_000 })).not.toThrow();
+  });
+
+  it('rejects a wait that is not a duration, naming wait', () => {
+    const text = message(() => parseDiscoveryOptions({ wait: 'forever' }));
+    expect(text).toContain('wait');
+    expect(text).toContain('forever');
+    expect(message(() => parseDiscoveryOptions({ wait: true }))).toContain('wait');
+  });
+
+  it('rejects a bad requestTimeout, naming it', () => {
+    expect(message(() => parseDiscoveryOptions({ requestTimeout: 'soon' }))).toContain('requestTimeout');
+    expect(() => parseDiscoveryOptions({ requestTimeout: '2h' })).not.toThrow();
+  });
+
+  it('rejects a bad consistency, naming it', () => {
+    expect(message(() => parseDiscoveryOptions({ consistency: 'strong' }))).toContain('consistency');
+  });
+
+  it('rejects bad nested values, naming the full path', () => {
+    expect(message(() => parseDiscoveryOptions({ consul: { port: 70_000 } }))).toContain('consul');
+    expect(message(() => parseDiscoveryOptions({ retry: { maxDelayMs: -1 } }))).toContain('retry.maxDelayMs');
+    expect(message(() => parseDiscoveryOptions({ idleWakeups: { burst: 0 } }))).toContain(
+      'idleWakeups.burst',
+    );
+    expect(message(() => parseDiscoveryOptions({ dc: '' }))).toContain('dc');
+  });
+
+  it('rejects options that are not an object', () => {
+    expect(message(() => parseDiscoveryOptions('consul:8500'))).toContain('options');
+  });
+
+  it('resolves the documented defaults', () => {
+    expect(resolveDiscoveryDefaults(parseDiscoveryOptions({}))).toEqual({
+      waitMs: 60_000,
+      requestTimeoutMs: 10_000,
+      consistency: 'default',
+      retry: DEFAULT_RETRY_POLICY,
+      idleWakeups: { burst: 5, perSecond: 2 },
+    });
+  });
+
+  it('resolves given values over the defaults', () => {
+    const resolved = resolveDiscoveryDefaults(
+      parseDiscoveryOptions({
+        wait: '1m30s',
+        requestTimeout: 500,
+        retry: { maxDelayMs: 1_000 },
+        dc: 'dc2',
+        token: 't',
+      }),
+    );
+    expect(resolved.waitMs).toBe(90_000);
+    expect(resolved.requestTimeoutMs).toBe(500);
+    expect(resolved.retry).toEqual({ ...DEFAULT_RETRY_POLICY, maxDelayMs: 1_000 });
+    expect(resolved.dc).toBe('dc2');
+    expect(resolved.token).toBe('t');
+  });
+
+  it('resolves the defaults when no options are given', () => {
+    expect(resolveDiscoveryDefaults(parseDiscoveryOptions(undefined)).waitMs).toBe(60_000);
+  });
+});
+
+describe('parseCallOptions', () => {
+  it('accepts the documented options and returns them', () => {
+    const schema = z.object({ host: z.string() });
+    const decode = (bytes: Uint8Array) => bytes.length;
+    expect(
+      parseCallOptions('k', { schema, consistency: 'consistent', wait: '30s', dc: 'dc1', token: 't' }),
+    ).toEqual({
+      schema,
+      consistency: 'consistent',
+      wait: '30s',
+      dc: 'dc1',
+      token: 't',
+    });
+    expect(parseCallOptions('k', { decode }).decode).toBe(decode);
+    expect(parseCallOptions('k', { decode: 'text' }).decode).toBe('text');
+  });
+
+  it('accepts absent options', () => {
+    expect(parseCallOptions('service/api/leader', undefined)).toEqual({});
+    expect(parseCallOptions('service/api/leader', null)).toEqual({});
+  });
+
+  it('rejects an empty, non-string or absolute key, naming key', () => {
+    expect(message(() => parseCallOptions('', {}))).toContain('key');
+    expect(message(() => parseCallOptions(undefined, {}))).toContain('key');
+    expect(message(() => parseCallOptions(42, {}))).toContain('key');
+    expect(message(() => parseCallOptions('/service/leader', {}))).toContain('key');
+  });
+
+  it('rejects unknown option names, naming them', () => {
+    expect(message(() => parseCallOptions('k', { stale: true }))).toContain('"stale"');
+    expect(message(() => parseCallOptions('k', { index: 3, timeout: 1 }))).toMatch(/"index"|"timeout"/);
+  });
+
+  it('rejects a wait above 10 minutes, naming wait', () => {
+    expect(message(() => parseCallOptions('k', { wait: '10m1s' }))).toContain('wait');
+    expect(message(() => parseCallOptions('k', { wait: '1h' }))).toContain('wait');
+  });
+
+  it('rejects a bad consistency, decode or schema, naming the option', () => {
+    expect(message(() => parseCallOptions('k', { consistency: 'linearizable' }))).toContain('consistency');
+    expect(message(() => parseCallOptions('k', { decode: 'yaml' }))).toContain('decode');
+    expect(message(() => parseCallOptions('k', { schema: { parse: () => 1 } }))).toContain('schema');
+    expect(message(() => parseCallOptions('k', { dc: '' }))).toContain('dc');
+    expect(message(() => parseCallOptions('k', { token: 5 }))).toContain('token');
+  });
+});

@@ -1,0 +1,191 @@
+import { describe, it, expect } from 'vitest';
+import { z } from 'zod';
+import { InvalidDescriptorError } from '../errors.js';
+import { type DecodeResult, decodeDescriptor } from './decode.js';
+
+const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+const descriptor = z.object({ host: z.string(), port: z.number().int() });
+
+function refusedOf<T>(result: DecodeResult<T>) {
+  if (result.ok) throw new Error('expected the value to be refused');
+  return result;
+}
+
+describe('decodeDescriptor', () => {
+  it('decodes JSON and checks it with the schema (json is the default mode)', () => {
+    const result = decodeDescriptor(b64('{"host":"10.0.0.7","port":8080}'), 'json', descriptor);
+    expect(result).toEqual({ ok: true, node: { host: '10.0.0.7', port: 8080 } });
+  });
+
+  it('returns what the schema outputs (transforms and stripping apply)', () => {
+    const schema = z.object({ port: z.string().transform(Number) });
+    expect(decodeDescriptor(b64('{"port":"80","extra":true}'), 'json', schema)).toEqual({
+      ok: true,
+      node: { port: 80 },
+    });
+  });
+
+  it.each([
+    ['an absent value', null],
+    ['an empty value', ''],
+    ['a whitespace value', b64(' \n ')],
+  ])('decodes %s to null in json mode, accepted by z.null() and nullable schemas', (_what, value) => {
+    expect(decodeDescriptor(value, 'json', z.null())).toEqual({ ok: true, node: null });
+    expect(decodeDescriptor(value, 'json', descriptor.nullable())).toEqual({ ok: true, node: null });
+  });
+
+  it('refuses an empty value for an object schema with INVALID_DESCRIPTOR', () => {
+    const result = refusedOf(decodeDescriptor(null, 'json', descriptor));
+    expect(result.error).toBeInstanceOf(InvalidDescriptorError);
+    expect(result.error.code).toBe('INVALID_DESCRIPTOR');
+    expect(result.error.issues.length).toBeGreaterThan(0);
+    expect(result.raw).toBe('');
+  });
+
+  it('refuses invalid JSON with a decode issue at path []', () => {
+    const result = refusedOf(decodeDescriptor(b64('{"host": '), 'json', descriptor));
+    expect(result.error.code).toBe('INVALID_DESCRIPTOR');
+    expect(result.error.issues).toHaveLength(1);
+    expect(result.error.issues[0]).toMatchObject({ code: 'decode', path: [] });
+    expect(result.error.message).toMatch(/cannot be decoded/);
+    expect(result.error.cause).toBeInstanceOf(SyntaxError);
+    expect(result.raw).toBe('{"host": ');
+  });
+
+  it('refuses invalid UTF-8 in json and text modes, with the raw text still shown', () => {
+    const bytes = Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]).toString('base64');
+    for (const mode of ['json', 'text'] as const) {
+      const result = refusedOf(decodeDescriptor(bytes, mode, z.unknown()));
+      expect(result.error.issues[0]?.code).toBe('decode');
+      expect(result.raw).toBe('{"\uFFFD\uFFFD"}');
+    }
+  });
+
+  it.each([
+    ['json', '!!!'],
+    ['text', 'eyJ9 '],
+    ['json', 'eyJ'],
+    ['text', 'ab=c'],
+  ] as const)(
+    'refuses a value that is not base64 (%s mode, %j) instead of skipping characters',
+    (mode, value) => {
+      const result = refusedOf(decodeDescriptor(value, mode, z.unknown()));
+      expect(result.error.code).toBe('INVALID_DESCRIPTOR');
+      expect(result.error.issues).toEqual([{ code: 'decode', message: 'value is not base64', path: [] }]);
+      expect(result.raw).toBe(value);
+    },
+  );
+
+  it('refuses a value when the schema throws instead of reporting an issue', () => {
+    const schema = z.unknown().refine(() => {
+      throw new Error('refinement crashed');
+    });
+    const result = refusedOf(decodeDescriptor(b64('{}'), 'json', schema));
+    expect(result.error.code).toBe('INVALID_DESCRIPTOR');
+    expect(result.error.issues[0]?.code).toBe('decode');
+    expect(result.error.issues[0]?.message).toContain('refinement crashed');
+    expect(result.raw).toBe('{}');
+  });
+
+  it('gives the UTF-8 text as a string in text mode', () => {
+    expect(decodeDescriptor(b64('10.0.0.7:8080'), 'text', z.string())).toEqual({
+      ok: true,
+      node: '10.0.0.7:8080',
+    });
+    expect(decodeDescriptor(b64('{"not":"parsed"}'), 'text', z.string())).toEqual({
+      ok: true,
+      node: '{"not":"parsed"}',
+    });
+    expect(decodeDescriptor(null, 'text', z.string())).toEqual({ ok: true, node: '' });
+    expect(decodeDescriptor(b64('ünïcødé ✓'), 'text', z.string())).toEqual({ ok: true, node: 'ünïcødé ✓' });
+  });
+
+  it('passes the raw bytes to a decoder function', () => {
+    let seen: Uint8Array | undefined;
+    const result = decodeDescriptor(
+      Buffer.from([1, 2, 255]).toString('base64'),
+      (bytes) => {
+        seen = bytes;
+        return bytes.length;
+      },
+      z.number(),
+    );
+    expect(result).toEqual({ ok: true, node: 3 });
+    expect(Array.from(seen ?? [])).toEqual([1, 2, 255]);
+  });
+
+  it('refuses when a decoder function throws, keeping the cause', () => {
+    const boom = new Error('not a protobuf');
+    const result = refusedOf(
+      decodeDescriptor(
+        b64('hello'),
+        () => {
+          throw boom;
+        },
+        z.unknown(),
+      ),
+    );
+    expect(result.error.issues).toEqual([{ code: 'decode', message: 'not a protobuf', path: [] }]);
+    expect(result.error.cause).toBe(boom);
+    expect(result.raw).toBe('hello');
+  });
+
+  it('refuses when a decoder function throws a non-Error', () => {
+    const result = refusedOf(
+      decodeDescriptor(
+        b64('x'),
+        () => {
+          throw 'nope';
+        },
+        z.unknown(),
+      ),
+    );
+    expect(result.error.issues[0]?.message).toBe('nope');
+  });
+
+  it('reports schema mismatches with zod paths', () => {
+    const schema = z.object({ host: z.string(), ports: z.array(z.number()) });
+    const result = refusedOf(decodeDescriptor(b64('{"host":"h","ports":[80,"443"]}'), 'json', schema));
+    expect(result.error.code).toBe('INVALID_DESCRIPTOR');
+    expect(result.error.issues).toHaveLength(1);
+    expect(result.error.issues[0]).toMatchObject({ code: 'invalid_type', path: ['ports', 1] });
+    expect(result.error.message).toContain('at ports.1');
+    expect(result.raw).toBe('{"host":"h","ports":[80,"443"]}');
+  });
+
+  it('reports every failing field', () => {
+    const result = refusedOf(decodeDescriptor(b64('{"host":1,"port":"x"}'), 'json', descriptor));
+    expect(result.error.issues.map((i) => i.path)).toEqual([['host'], ['port']]);
+  });
+
+  it('truncates the raw text to 4096 characters plus an ellipsis', () => {
+    const big = JSON.stringify({ host: 1, pad: 'x'.repeat(10_000) });
+    const result = refusedOf(decodeDescriptor(b64(big), 'json', descriptor));
+    expect(result.raw).toBe(`${big.slice(0, 4096)}…`);
+  });
+
+  it('does not truncate a value of exactly 4096 bytes', () => {
+    const text = `"${'y'.repeat(4094)}"`;
+    const result = refusedOf(decodeDescriptor(b64(text), 'json', z.number()));
+    expect(result.raw).toBe(text);
+  });
+
+  it('decodes a ~500 KB JSON value', () => {
+    const items = Array.from({ length: 5_000 }, (_, i) => ({
+      id: i,
+      name: `node-${i}`,
+      pad: 'z'.repeat(80),
+    }));
+    const text = JSON.stringify({ items });
+    expect(text.length).toBeGreaterThan(450_000);
+    const schema = z.object({
+      items: z.array(z.object({ id: z.number(), name: z.string(), pad: z.string() })),
+    });
+    const result = decodeDescriptor(b64(text), 'json', schema);
+    expect(result.ok).toBe(true);
+    if (result.ok) {
+      expect(result.node.items).toHaveLength(5_000);
+      expect(result.node.items[4_999]?.name).toBe('node-4999');
+    }
+  });
+});

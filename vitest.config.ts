@@ -7,6 +7,7 @@ export default defineConfig({
     // Integration tests start their own Consul agents; 2 workers fit a 2-core machine.
     maxWorkers: 2,
     globalSetup: ['test/global-setup.ts'],
+    reporters: ['default', './test/summary-reporter.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -276,7 +276,7 @@ describe('current()', () => {
         ['CONSUL_HTTP_ADDR', saved.addr],
         ['CONSUL_HTTP_TOKEN', saved.token],
       ] as const) {
-        if (value === undefined) delete process.env[name];
+        if (value === undefined) Reflect.deleteProperty(process.env, name);
         else process.env[name] = value;
       }
     }

@@ -23,9 +23,7 @@ export interface ProxiedRequest {
 }
 
 /** What to do with one request: forward it (maybe changed), answer it, or hold it. */
-export type FaultRule = (
-  req: ProxiedRequest,
-) =>
+export type FaultRule = (req: ProxiedRequest) =>
   | { readonly action: 'forward'; readonly path?: string; readonly delayMs?: number }
   | {
       readonly action: 'respond';

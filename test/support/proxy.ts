@@ -22,9 +22,21 @@ export interface ProxiedRequest {
   index?: string;
 }
 
-/** What to do with one request: forward it (maybe changed), answer it, or hold it. */
+/**
+ * What to do with one request: forward it (maybe to another path, later, or
+ * with its body cut short), answer it in Consul's place, hold it forever
+ * (black hole), or reset its connection.
+ */
 export type FaultRule = (req: ProxiedRequest) =>
-  | { readonly action: 'forward'; readonly path?: string; readonly delayMs?: number }
+  | {
+      readonly action: 'forward';
+      readonly path?: string;
+      readonly delayMs?: number;
+      /** Send the headers and this many bytes of the body, then close the connection. */
+      readonly truncateAfterBytes?: number;
+    }
+  | { readonly action: 'hang' }
+  | { readonly action: 'reset' }
   | {
       readonly action: 'respond';
       readonly status: number;
@@ -68,7 +80,12 @@ export async function startProxy(
     },
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    truncateAfterBytes?: number,
+  ): void => {
     const up = httpRequest(
       {
         host: target.host,
@@ -83,7 +100,17 @@ export async function startProxy(
         const entry = seenOf.get(res);
         if (entry && typeof index === 'string') entry.index = index;
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
+        if (truncateAfterBytes === undefined) {
+          upRes.pipe(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        upRes.on('data', (chunk: Buffer) => chunks.push(chunk));
+        upRes.on('end', () => {
+          res.write(Buffer.concat(chunks).subarray(0, truncateAfterBytes));
+          // Let the partial body leave, then cut the connection mid-body.
+          setTimeout(() => res.socket?.destroy(), 50);
+        });
       },
     );
     up.on('error', () => res.destroy());
@@ -113,12 +140,18 @@ export async function startProxy(
       res.end(decision.body ?? '');
       return;
     }
+    if (decision?.action === 'hang') return;
+    if (decision?.action === 'reset') {
+      req.socket.destroy();
+      return;
+    }
     const path = decision?.path ?? req.url ?? '/';
+    const truncate = decision?.truncateAfterBytes;
     if (decision?.delayMs) {
-      const timer = setTimeout(() => forward(req, res, path), decision.delayMs);
+      const timer = setTimeout(() => forward(req, res, path, truncate), decision.delayMs);
       res.on('close', () => clearTimeout(timer));
     } else {
-      forward(req, res, path);
+      forward(req, res, path, truncate);
     }
   });
   server.on('connection', (socket: Socket) => {

@@ -158,6 +158,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     closing.abort();
     closed$.next();
     closed$.complete();
+    transport.dispose();
     if (setup.owned) setup.client.destroy();
   };
 

@@ -39,9 +39,12 @@ export class RequestAbortedError extends Error {
 /** The part of node-consul's client (papi) the transport uses; not in its published types. */
 interface PapiClient {
   _get(opts: PapiRequest): Promise<PapiResponse>;
+  on(event: 'log', listener: (tags: readonly string[]) => void): unknown;
+  off(event: 'log', listener: (tags: readonly string[]) => void): unknown;
 }
 interface PapiRequest {
   name: string;
+  tags: string[];
   path: string;
   params: Record<string, string>;
   query: Record<string, string>;
@@ -65,11 +68,36 @@ interface PapiError {
   cause?: unknown;
 }
 
+/**
+ * Once an answer's headers are in, its body must follow within this time.
+ * node-consul waits for a body cut short (connection closed before
+ * Content-Length bytes) until its whole timeout, about 69 s for a 60 s wait.
+ */
+export const BODY_TIMEOUT_MS = 5_000;
+
+let requestSeq = 0;
+
 export class ConsulTransport {
   readonly #client: PapiClient;
+  /** Requests waiting for their headers, by their papi tag. */
+  readonly #awaitingHeaders = new Map<string, () => void>();
+  readonly #onLog = (tags: readonly string[]): void => {
+    // papi logs ['papi', 'response', ...request tags] when the headers of an answer arrive.
+    if (tags[1] !== 'response') return;
+    for (const tag of tags) this.#awaitingHeaders.get(tag)?.();
+  };
 
-  constructor(client: Consul) {
+  constructor(
+    client: Consul,
+    readonly bodyTimeoutMs = BODY_TIMEOUT_MS,
+  ) {
     this.#client = client as unknown as PapiClient;
+    this.#client.on('log', this.#onLog);
+  }
+
+  /** Stops listening to the client (which may outlive the transport). */
+  dispose(): void {
+    this.#client.off('log', this.#onLog);
   }
 
   async get(request: ConsulRequest): Promise<ConsulResponse> {
@@ -82,9 +110,20 @@ export class ConsulTransport {
     signal?.addEventListener('abort', cancel, { once: true });
     const headers: Record<string, string> = {};
     if (request.token) headers['x-consul-token'] = request.token;
+    const tag = `consul-leader#${(requestSeq += 1)}`;
+    let bodyTimer: NodeJS.Timeout | undefined;
+    let bodyLate = false;
+    this.#awaitingHeaders.set(tag, () => {
+      this.#awaitingHeaders.delete(tag);
+      bodyTimer = setTimeout(() => {
+        bodyLate = true;
+        cancel();
+      }, this.bodyTimeoutMs);
+    });
     try {
       const res = await this.#client._get({
         name: 'consul-leader',
+        tags: [tag],
         path: request.path,
         params: { ...request.params },
         query: { ...request.query },
@@ -97,9 +136,17 @@ export class ConsulTransport {
     } catch (error: unknown) {
       const e = (error ?? {}) as PapiError;
       if (e.isResponse && e.response) return toResponse(e.response);
+      if (bodyLate) {
+        throw new ConsulUnreachableError(
+          'reset',
+          `the answer's body did not arrive within ${this.bodyTimeoutMs} ms of its headers (connection cut mid-body?)`,
+        );
+      }
       if (signal?.aborted || e.isAbort) throw new RequestAbortedError();
       throw toUnreachable(e, request.timeoutMs);
     } finally {
+      clearTimeout(bodyTimer);
+      this.#awaitingHeaders.delete(tag);
       signal?.removeEventListener('abort', cancel);
     }
   }

@@ -37,6 +37,7 @@ it('reports unreachable with growing capped delays, keeps the last leader, and f
   await acquire(before, key, a, JSON.stringify({ host: 'a' }));
 
   const leaders = record(discovery.leader(key, { schema: Node }));
+  const strict = record(discovery.leader(key, { schema: Node, nullWhenUnreachableFor: '1s' }));
   const states = record(discovery.watch(key, { schema: Node }));
   await leaders.next((v) => v?.node.host === 'a');
   const held = await states.next((v) => v.status === 'leader');
@@ -53,8 +54,11 @@ it('reports unreachable with growing capped delays, keeps the last leader, and f
   if (fourth.status !== 'unreachable') throw new Error('unexpected');
   expect(fourth.error.code).toBe('CONSUL_UNREACHABLE');
   expect(fourth.lastKnown?.status).toBe('leader');
-  // leader() keeps the last leader while Consul cannot be read.
+  // leader() keeps the last leader while Consul cannot be read...
   expect(leaders.values.map((v) => v?.node.host ?? null)).toEqual(['a']);
+  // ...unless told to give up on it after a while.
+  await strict.next((v) => v === null);
+  expect(strict.values.map((v) => v?.node.host ?? null)).toEqual(['a', null]);
 
   await agent.start();
   const after = consulClient(agent.address);
@@ -69,6 +73,8 @@ it('reports unreachable with growing capped delays, keeps the last leader, and f
   const hosts = leaders.values.map((v) => v?.node.host ?? null);
   expect(hosts.filter((h) => h === 'b')).toHaveLength(1);
   expect(hosts.at(-1)).toBe('b');
+  await strict.next((v) => v?.node.host === 'b');
   leaders.unsubscribe();
+  strict.unsubscribe();
   states.unsubscribe();
 }, 60_000);

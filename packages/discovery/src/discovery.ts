@@ -2,24 +2,14 @@
  * `createLeaderDiscovery`: the public entry point. It owns the Consul client,
  * one shared stream per followed key, and their teardown.
  */
-import {
-  EMPTY,
-  type Observable,
-  Subject,
-  distinctUntilChanged,
-  filter,
-  finalize,
-  map,
-  shareReplay,
-  takeUntil,
-} from 'rxjs';
+import { EMPTY, type Observable, Subject, finalize, map, shareReplay, takeUntil } from 'rxjs';
 import { z } from 'zod';
 import type {
   Leader,
   LeaderState as StateWithError,
   SettledLeaderState as SettledWithError,
 } from '@consul-leader/types';
-import { setUpClient } from './config/client.js';
+import { setUpClients } from './config/client.js';
 import {
   type LeaderDiscoveryOptions,
   type LeaderOptions,
@@ -31,7 +21,8 @@ import {
 import { DiscoveryClosedError, type LeaderDiscoveryError } from './errors.js';
 import { followKey } from './leader/follow-key.js';
 import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
-import { type Descriptor, sameLeader, stateMapper, toSettledState } from './leader/to-state.js';
+import { leaderOf } from './leader/leader-of.js';
+import { type Descriptor, stateMapper, toSettledState } from './leader/to-state.js';
 import { parseDurationMs } from './wire/duration.js';
 import { type ReadScope, readKeyOnce, readSessionOnce, sendKvRead } from './leader/reads.js';
 import { blockingQuery } from './watch/blocking-query.js';
@@ -54,7 +45,7 @@ export interface LeaderDiscovery {
    * valid descriptor, else `null`. Never emits the same leader twice in a row;
    * late subscribers get the current value at once. It never errors or
    * completes because of Consul: while Consul cannot be read it keeps the last
-   * value and retries (`watch()` shows why).
+   * value and retries (`watch()` shows why), unless `nullWhenUnreachableFor` says otherwise.
    */
   leader<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null>;
   /** The full state of `key`, live: `leader`, `vacant`, `invalid` or `unreachable`. */
@@ -70,8 +61,8 @@ const anyJson: z.ZodType<unknown> = z.unknown();
 export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderDiscovery {
   const opts = parseDiscoveryOptions(options);
   const defaults: ResolvedDiscoveryOptions = resolveDiscoveryDefaults(opts);
-  const setup = setUpClient(opts);
-  const transport = new ConsulTransport(setup.client);
+  const setup = setUpClients(opts);
+  const transport = new ConsulTransport(setup.clients);
   const closed$ = new Subject<void>();
   const closing = new AbortController();
   const keyStreams = new Map<string, Observable<KeyEvent>>();
@@ -135,13 +126,13 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     );
   };
 
-  const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> =>
-    watch(key, options).pipe(
-      filter((state) => state.status !== 'unreachable'),
-      map((state) => (state.status === 'leader' ? state.leader : null)),
-      distinctUntilChanged(sameLeader),
+  const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> => {
+    const nullAfter = options?.nullWhenUnreachableFor ?? opts.nullWhenUnreachableFor;
+    return watch(key, options).pipe(
+      leaderOf(nullAfter === undefined ? undefined : parseDurationMs(nullAfter)),
       shareReplay({ bufferSize: 1, refCount: true }),
     );
+  };
 
   const current = async <T>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null> => {
     const call = parseCallOptions<T>(key, options);
@@ -159,7 +150,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     closed$.next();
     closed$.complete();
     transport.dispose();
-    if (setup.owned) setup.client.destroy();
+    for (const client of setup.owned) client.destroy();
   };
 
   return { leader, watch, current, close };

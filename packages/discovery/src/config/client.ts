@@ -1,13 +1,14 @@
-/** Building (or adopting) the node-consul client the SDK talks through. */
+/** Building (or adopting) the node-consul clients the SDK talks through: one per agent address. */
 import Consul from 'consul';
 import { readEnvConfig, readEnvToken } from './env.js';
 import { type ConsulClientOptions, type LeaderDiscoveryOptions, isConsulClient } from './options.js';
 
 export interface ClientSetup {
-  readonly client: Consul;
-  /** Whether the SDK made the client (and so destroys its agent on close). */
-  readonly owned: boolean;
-  /** Token from the environment or the client's own defaults, used when a call gives none. */
+  /** In failover order. */
+  readonly clients: readonly Consul[];
+  /** The clients the SDK made (and so destroys on close); a client passed in is the caller's. */
+  readonly owned: readonly Consul[];
+  /** Token from the environment or the first client's defaults, used when a call gives none. */
   readonly token?: string;
   readonly dc?: string;
 }
@@ -25,32 +26,41 @@ function clientDefaults(client: Consul): { token?: string; dc?: string } {
   };
 }
 
-export function setUpClient(options: LeaderDiscoveryOptions): ClientSetup {
-  const given = options.consul;
-  if (isConsulClient(given)) return { client: given, owned: false, ...clientDefaults(given) };
-
-  const env = options.env ?? process.env;
-  let clientOptions: ConsulClientOptions & { baseUrl?: string };
-  if (given) {
-    clientOptions = { ...given };
-  } else {
-    const { address, tls } = readEnvConfig(env);
-    clientOptions = {
-      host: address.host,
-      port: address.port,
-      secure: address.secure,
-      ...(address.socketPath ? { socketPath: address.socketPath } : {}),
-      ...tls,
-    };
-  }
+function makeClient(clientOptions: ConsulClientOptions): Consul {
   const secure = clientOptions.secure ?? false;
-  const base = `${secure ? 'https' : 'http'}://${hostForUrl(clientOptions.host ?? '127.0.0.1')}:${clientOptions.port ?? 8500}/v1`;
-  const client = new Consul({ ...clientOptions, baseUrl: base } as ConstructorParameters<typeof Consul>[0]);
-  const defaults = clientDefaults(client);
+  const host = hostForUrl(clientOptions.host ?? '127.0.0.1');
+  const baseUrl = `${secure ? 'https' : 'http'}://${host}:${clientOptions.port ?? 8500}/v1`;
+  return new Consul({ ...clientOptions, baseUrl } as ConstructorParameters<typeof Consul>[0]);
+}
+
+function envClientOptions(env: Readonly<Record<string, string | undefined>>): ConsulClientOptions {
+  const { address, tls } = readEnvConfig(env);
+  return {
+    host: address.host,
+    port: address.port,
+    secure: address.secure,
+    ...(address.socketPath ? { socketPath: address.socketPath } : {}),
+    ...tls,
+  };
+}
+
+export function setUpClients(options: LeaderDiscoveryOptions): ClientSetup {
+  const env = options.env ?? process.env;
+  const given = options.consul;
+  const entries = given === undefined ? [envClientOptions(env)] : Array.isArray(given) ? given : [given];
+  const owned: Consul[] = [];
+  const clients = entries.map((entry: ConsulClientOptions | Consul) => {
+    if (isConsulClient(entry)) return entry;
+    const client = makeClient(entry);
+    owned.push(client);
+    return client;
+  });
+  const first = clients[0];
+  const defaults = first ? clientDefaults(first) : {};
   const token = defaults.token ?? readEnvToken(env);
   return {
-    client,
-    owned: true,
+    clients,
+    owned,
     ...(token ? { token } : {}),
     ...(defaults.dc ? { dc: defaults.dc } : {}),
   };

@@ -43,8 +43,10 @@ export interface LeaderDiscoveryOptions {
    * The Consul client: node-consul options, or a ready `Consul` instance. When
    * absent, the Consul CLI's environment variables are used (`CONSUL_HTTP_ADDR`,
    * `CONSUL_HTTP_TOKEN`, `CONSUL_CACERT`, ...), else `127.0.0.1:8500`.
+   * A list of them names several agents: when the one in use stops answering,
+   * the next read goes to the next one.
    */
-  readonly consul?: ConsulClientOptions | Consul;
+  readonly consul?: ConsulClientOptions | Consul | ReadonlyArray<ConsulClientOptions | Consul>;
   /** Default `wait` of blocking queries. Default `'60s'`; Consul caps it at 10 minutes. */
   readonly wait?: Duration;
   /** Default consistency mode. Default `'default'`. */
@@ -57,6 +59,8 @@ export interface LeaderDiscoveryOptions {
   readonly requestTimeout?: Duration;
   /** Backoff after failures. */
   readonly retry?: Partial<RetryPolicy>;
+  /** Default of the per-call `nullWhenUnreachableFor`. */
+  readonly nullWhenUnreachableFor?: Duration;
   /** Rate limit of wake-ups that bring nothing new, per key. */
   readonly idleWakeups?: Partial<IdleWakeupLimit>;
   /** The environment to read `CONSUL_*` variables from. Default `process.env`. */
@@ -76,6 +80,11 @@ export interface LeaderOptions<T = unknown> {
   readonly dc?: string;
   /** ACL token for this key's reads. */
   readonly token?: string;
+  /**
+   * `leader()` only: emit `null` once Consul has been unreachable this long. By
+   * default the last known leader is kept for as long as the outage lasts.
+   */
+  readonly nullWhenUnreachableFor?: Duration;
 }
 
 const MAX_WAIT_MS = 10 * 60_000;
@@ -115,13 +124,16 @@ export function isConsulClient(value: unknown): value is Consul {
   return typeof v === 'object' && v !== null && typeof v._get === 'function' && typeof v.kv === 'object';
 }
 
+const clientSchema = z.union([z.custom<Consul>(isConsulClient), clientOptionsSchema]);
+
 const discoveryOptionsSchema = z.strictObject({
-  consul: z.union([z.custom<Consul>(isConsulClient), clientOptionsSchema]).optional(),
+  consul: z.union([clientSchema, z.array(clientSchema).min(1)]).optional(),
   wait: duration(MAX_WAIT_MS).optional(),
   consistency: consistency.optional(),
   dc: z.string().min(1).optional(),
   token: z.string().optional(),
   requestTimeout: duration(Number.MAX_SAFE_INTEGER).optional(),
+  nullWhenUnreachableFor: duration(Number.MAX_SAFE_INTEGER).optional(),
   retry: z
     .strictObject({
       initialDelayMs: z.number().positive().optional(),
@@ -154,6 +166,7 @@ const callOptionsSchema = z.strictObject({
   wait: duration(MAX_WAIT_MS).optional(),
   dc: z.string().min(1).optional(),
   token: z.string().optional(),
+  nullWhenUnreachableFor: duration(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 function fail(where: string, error: z.ZodError): never {

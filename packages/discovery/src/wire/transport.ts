@@ -78,7 +78,9 @@ export const BODY_TIMEOUT_MS = 5_000;
 let requestSeq = 0;
 
 export class ConsulTransport {
-  readonly #client: PapiClient;
+  /** In failover order; `#active` is the one in use. */
+  readonly #clients: readonly PapiClient[];
+  #active = 0;
   /** Requests waiting for their headers, by their papi tag. */
   readonly #awaitingHeaders = new Map<string, () => void>();
   readonly #onLog = (tags: readonly string[]): void => {
@@ -88,16 +90,22 @@ export class ConsulTransport {
   };
 
   constructor(
-    client: Consul,
+    clients: readonly Consul[],
     readonly bodyTimeoutMs = BODY_TIMEOUT_MS,
   ) {
-    this.#client = client as unknown as PapiClient;
-    this.#client.on('log', this.#onLog);
+    if (clients.length === 0) throw new Error('ConsulTransport needs at least one client');
+    this.#clients = clients as unknown as readonly PapiClient[];
+    for (const client of this.#clients) client.on('log', this.#onLog);
   }
 
-  /** Stops listening to the client (which may outlive the transport). */
+  /** Stops listening to the clients (which may outlive the transport). */
   dispose(): void {
-    this.#client.off('log', this.#onLog);
+    for (const client of this.#clients) client.off('log', this.#onLog);
+  }
+
+  /** After an agent stopped answering, the next request goes to the next one (if several were given). */
+  #failOver(failed: number): void {
+    if (this.#active === failed) this.#active = (failed + 1) % this.#clients.length;
   }
 
   async get(request: ConsulRequest): Promise<ConsulResponse> {
@@ -120,8 +128,10 @@ export class ConsulTransport {
         cancel();
       }, this.bodyTimeoutMs);
     });
+    const used = this.#active;
+    const client = this.#clients[used] as PapiClient;
     try {
-      const res = await this.#client._get({
+      const res = await client._get({
         name: 'consul-leader',
         tags: [tag],
         path: request.path,
@@ -137,12 +147,14 @@ export class ConsulTransport {
       const e = (error ?? {}) as PapiError;
       if (e.isResponse && e.response) return toResponse(e.response);
       if (bodyLate) {
+        this.#failOver(used);
         throw new ConsulUnreachableError(
           'reset',
           `the answer's body did not arrive within ${this.bodyTimeoutMs} ms of its headers (connection cut mid-body?)`,
         );
       }
       if (signal?.aborted || e.isAbort) throw new RequestAbortedError();
+      this.#failOver(used);
       throw toUnreachable(e, request.timeoutMs);
     } finally {
       clearTimeout(bodyTimer);

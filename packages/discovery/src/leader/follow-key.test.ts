@@ -79,8 +79,13 @@ describe('sameKeyEvent', () => {
     meta: meta(11n),
   };
 
-  it('ignores the read index and read meta', () => {
-    const b: KeySnapshot = { ...a, meta: { index: 99n, lastContactMs: 300, knownLeader: false } };
+  it('sees an answering server that lost its Raft leader as a change (stale data must show)', () => {
+    const b: KeySnapshot = { ...a, meta: { index: 11n, lastContactMs: 0, knownLeader: false } };
+    expect(sameKeyEvent(a, b)).toBe(false);
+  });
+
+  it('ignores the read index and last contact', () => {
+    const b: KeySnapshot = { ...a, meta: { index: 99n, lastContactMs: 300, knownLeader: true } };
     expect(sameKeyEvent(a, b)).toBe(true);
     expect(
       sameKeyEvent(

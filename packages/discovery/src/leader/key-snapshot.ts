@@ -42,12 +42,13 @@ export type KeyEvent = KeySnapshot | KeyUnreachable;
 
 /**
  * Same content, whatever the read's index: a wake-up that moved the index but
- * not the entry or its session is no change. Every write to the key moves its
+ * not the entry or its session is no change. Whether the answering server
+ * knew a Raft leader is part of the content (a stale answer must be visible). Every write to the key moves its
  * ModifyIndex, so comparing it covers the value.
  */
 export function sameKeyEvent(a: KeyEvent, b: KeyEvent): boolean {
   if (a.kind === 'unreachable' || b.kind === 'unreachable') return false;
-  if (a.kind !== b.kind) return false;
+  if (a.kind !== b.kind || a.meta.knownLeader !== b.meta.knownLeader) return false;
   if (a.kind === 'key-missing') return true;
   const ea = a.entry;
   const eb = (b as Exclude<KeySnapshot, { kind: 'key-missing' }>).entry;

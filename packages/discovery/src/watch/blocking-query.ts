@@ -58,7 +58,8 @@ function asLeaderError(error: unknown): LeaderDiscoveryError {
  *   valid index is an error, and its index is never adopted;
  * - answers byte-identical to the last one (timeouts, spurious wake-ups) emit
  *   nothing and are rate-limited by a token bucket; a changed answer is
- *   emitted and followed at once;
+ *   emitted and followed at once (a server that lost or found its Raft
+ *   leader, `X-Consul-KnownLeader`, is a change: stale reads must say so);
  * - failures emit an `error` event and back off exponentially with jitter,
  *   capped; the count resets after a success.
  * It never errors or completes on its own.
@@ -97,6 +98,7 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
         const unchanged =
           lastEmitted !== undefined &&
           lastEmitted.status === response.status &&
+          lastEmitted.headers['x-consul-knownleader'] === response.headers['x-consul-knownleader'] &&
           lastEmitted.body.equals(response.body);
         if (unchanged) {
           await sleep(bucket.take(), signal);

@@ -200,7 +200,12 @@ function toUnreachable(e: PapiError, timeoutMs: number): ConsulUnreachableError 
     REASON_BY_CODE[code] ??
     (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code) ? 'tls' : 'network');
   // papi prefixes messages with "consul: consul-leader: "; keep the socket's own words.
-  const detail = (e.message ?? 'request failed').replace(/^consul: consul-leader: /, '');
+  // OpenSSL's messages span lines and name source files: its `reason` says it in a few words.
+  const sslReason = (e as { reason?: unknown }).reason;
+  const detail =
+    code.startsWith('ERR_SSL_') && typeof sslReason === 'string'
+      ? `${code}: ${sslReason}`
+      : (e.message ?? 'request failed').replace(/^consul: consul-leader: /, '').trim();
   return new ConsulUnreachableError(reason, `cannot reach Consul (${reason}): ${detail}`, {
     cause: e,
   });

@@ -161,6 +161,10 @@ describe('after a failed request', () => {
     const states = record(discovery.watch(key, { schema: Node }));
     await states.next(() => true);
     await until('blocking', () => proxy.inFlight(kvPath(key)) === 1);
+    const s = await createSession(consul);
+    await acquire(consul, key, s, JSON.stringify({ host: 'x' }));
+    await states.next((v) => v.status === 'leader');
+    await until('blocking', () => proxy.inFlight(kvPath(key)) === 1);
     let failed = false;
     proxy.rule = (req) => {
       if (req.path !== kvPath(key) || failed) return undefined;
@@ -168,9 +172,8 @@ describe('after a failed request', () => {
       return { action: 'respond', status: 500, body: 'boom' };
     };
     try {
-      // Wake the blocked read so the next one meets the fault.
-      const s = await createSession(consul);
-      await acquire(consul, key, s, JSON.stringify({ host: 'x' }));
+      // Wake the blocked read (same session: its info is cached) so the next one meets the fault.
+      await acquire(consul, key, s, JSON.stringify({ host: 'y' }));
       const unreachable = await states.next((v) => v.status === 'unreachable');
       if (unreachable.status !== 'unreachable') throw new Error('unexpected');
       expect(unreachable.error.code).toBe('CONSUL_HTTP_ERROR');

@@ -2,7 +2,16 @@
  * `createLeaderDiscovery`: the public entry point. It owns the Consul client,
  * one shared stream per followed key, and their teardown.
  */
-import { EMPTY, type Observable, Subject, finalize, map, shareReplay, takeUntil } from 'rxjs';
+import {
+  EMPTY,
+  type Observable,
+  Subject,
+  distinctUntilChanged,
+  finalize,
+  map,
+  shareReplay,
+  takeUntil,
+} from 'rxjs';
 import { z } from 'zod';
 import type {
   Leader,
@@ -22,7 +31,7 @@ import { DiscoveryClosedError, type LeaderDiscoveryError } from './errors.js';
 import { followKey } from './leader/follow-key.js';
 import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
 import { leaderOf } from './leader/leader-of.js';
-import { type Descriptor, stateMapper, toSettledState } from './leader/to-state.js';
+import { type Descriptor, sameState, stateMapper, toSettledState } from './leader/to-state.js';
 import { parseDurationMs } from './wire/duration.js';
 import { type ReadScope, readKeyOnce, readSessionOnce, sendKvRead } from './leader/reads.js';
 import { blockingQuery } from './watch/blocking-query.js';
@@ -122,6 +131,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     if (closed) return EMPTY;
     return keyStream(scopeOf(key, call)).pipe(
       map(stateMapper(descriptorOf(call))),
+      distinctUntilChanged(sameState),
       shareReplay({ bufferSize: 1, refCount: true }),
     );
   };

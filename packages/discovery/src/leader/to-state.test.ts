@@ -4,7 +4,7 @@ import type { ConsulReadMeta, Leader, LeaderSession } from '@consul-leader/types
 import { ConsulUnreachableError, InvalidDescriptorError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
-import { type Descriptor, sameLeader, stateMapper, toSettledState } from './to-state.js';
+import { type Descriptor, sameLeader, sameState, stateMapper, toSettledState } from './to-state.js';
 
 const KEY = 'service/api/leader';
 const consul: ConsulReadMeta = { index: 42n, lastContactMs: 3, knownLeader: true };
@@ -207,5 +207,31 @@ describe('sameLeader', () => {
     expect(sameLeader(leader(), leader({ session: { ...session, id: 'S2' } }))).toBe(false);
     expect(sameLeader(leader(), leader({ lockIndex: 2n }))).toBe(false);
     expect(sameLeader(leader(), leader({ key: 'other' }))).toBe(false);
+  });
+});
+
+describe('sameState', () => {
+  const consul = { index: 5n, lastContactMs: 0, knownLeader: true };
+  it('sees two vacant states with the same reason as the same, whatever the entry', () => {
+    expect(
+      sameState(
+        { status: 'vacant', key: 'k', reason: 'no-session', consul },
+        { status: 'vacant', key: 'k', reason: 'no-session', consul: { ...consul, index: 9n } },
+      ),
+    ).toBe(true);
+    expect(
+      sameState(
+        { status: 'vacant', key: 'k', reason: 'no-session', consul },
+        { status: 'vacant', key: 'k', reason: 'key-missing', consul },
+      ),
+    ).toBe(false);
+  });
+  it('sees a server that lost its Raft leader as a change', () => {
+    expect(
+      sameState(
+        { status: 'vacant', key: 'k', reason: 'no-session', consul },
+        { status: 'vacant', key: 'k', reason: 'no-session', consul: { ...consul, knownLeader: false } },
+      ),
+    ).toBe(false);
   });
 });

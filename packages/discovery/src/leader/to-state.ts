@@ -1,6 +1,6 @@
 /** Pure mapping from a key's joined snapshot to the public `LeaderState` and `Leader`. */
 import type { z } from 'zod';
-import type { Leader, LeaderState, SettledLeaderState } from '@consul-leader/types';
+import type { ErrorInfo, Leader, LeaderState, SettledLeaderState } from '@consul-leader/types';
 import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import { type DecodeOption, decodeDescriptor } from './decode.js';
@@ -79,6 +79,29 @@ export function stateMapper<T>(
       lastKnown: lastKnown ? settled(lastKnown) : null,
     };
   };
+}
+
+/**
+ * The same public state: a new emission would tell nothing new. A vacant key
+ * rewritten while vacant is still just vacant; `unreachable` always differs
+ * (its attempt count moves).
+ */
+export function sameState<T, E extends ErrorInfo>(a: LeaderState<T, E>, b: LeaderState<T, E>): boolean {
+  if (a.status === 'unreachable' || b.status === 'unreachable') return false;
+  if (a.key !== b.key || a.consul.knownLeader !== b.consul.knownLeader) return false;
+  switch (a.status) {
+    case 'leader':
+      return b.status === 'leader' && sameLeader(a.leader, b.leader);
+    case 'vacant':
+      return b.status === 'vacant' && a.reason === b.reason;
+    case 'invalid':
+      return (
+        b.status === 'invalid' &&
+        a.session.id === b.session.id &&
+        a.entry.modifyIndex === b.entry.modifyIndex &&
+        a.entry.lockIndex === b.entry.lockIndex
+      );
+  }
 }
 
 /** The same leader: same session, same write of the key. `null` equals `null`. */

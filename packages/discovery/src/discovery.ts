@@ -30,14 +30,21 @@ import {
 import { DiscoveryClosedError, type LeaderDiscoveryError } from './errors.js';
 import { followKey } from './leader/follow-key.js';
 import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
-import { leaderOf } from './leader/leader-of.js';
+import { type PrefixStates, leaderOf, leadersOf } from './leader/leader-of.js';
+import { type PrefixEvent, followPrefix } from './leader/follow-prefix.js';
 import { type Descriptor, sameState, stateMapper, toSettledState } from './leader/to-state.js';
 import { parseDurationMs } from './wire/duration.js';
-import { type ReadScope, readKeyOnce, readSessionOnce, sendKvRead } from './leader/reads.js';
+import {
+  type ReadScope,
+  readKeyOnce,
+  readSessionListOnce,
+  readSessionOnce,
+  sendKvRead,
+} from './leader/reads.js';
 import { blockingQuery } from './watch/blocking-query.js';
 import { retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
-import { readKvResponse } from './wire/kv.js';
+import { readKvListResponse, readKvResponse } from './wire/kv.js';
 
 /**
  * The full state of one leader key, discriminated on `status`:
@@ -59,6 +66,24 @@ export interface LeaderDiscovery {
   leader<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null>;
   /** The full state of `key`, live: `leader`, `vacant`, `invalid` or `unreachable`. */
   watch<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>>;
+  /**
+   * The leaders of every key under `prefix`, live, by full key; keys with no
+   * leader or an invalid value are absent. One recursive blocking query serves
+   * any number of keys (one connection to Consul). Held through outages like
+   * `leader()`.
+   */
+  leaders<T = unknown>(
+    prefix: string,
+    options?: LeaderOptions<T>,
+  ): Observable<ReadonlyMap<string, Leader<T>>>;
+  /**
+   * The state of every key under `prefix`, live, by full key (for dashboards):
+   * while Consul cannot be read, every known key is `unreachable` with its `lastKnown`.
+   */
+  watchLeaders<T = unknown>(
+    prefix: string,
+    options?: LeaderOptions<T>,
+  ): Observable<ReadonlyMap<string, LeaderState<T>>>;
   /** One non-blocking read of `key` and its session. Rejects with a typed error when Consul cannot be read. */
   current<T = unknown>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null>;
   /** Stops every stream (they complete), aborts requests in flight, and closes the SDK's sockets. */
@@ -74,7 +99,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const transport = new ConsulTransport(setup.clients);
   const closed$ = new Subject<void>();
   const closing = new AbortController();
-  const keyStreams = new Map<string, Observable<KeyEvent>>();
+  const streams = new Map<string, Observable<unknown>>();
   let closed = false;
 
   const scopeOf = (key: string, call: LeaderOptions<unknown>): ReadScope => {
@@ -90,36 +115,55 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     };
   };
 
-  // One blocking query per key and read scope, shared by every subscriber.
-  const keyStream = (scope: ReadScope): Observable<KeyEvent> => {
-    const id = JSON.stringify([
-      scope.key,
-      scope.consistency,
-      scope.waitMs,
-      scope.dc ?? '',
-      scope.token ?? '',
-    ]);
-    let stream = keyStreams.get(id);
+  /** One stream per id, shared by every subscriber, ended by close(), forgotten when unused. */
+  const shared = <E>(id: string, make: () => Observable<E>): Observable<E> => {
+    let stream = streams.get(id) as Observable<E> | undefined;
     if (!stream) {
-      const kv$ = blockingQuery({
-        send: (index, signal) => sendKvRead(transport, scope, index, signal),
-        read: (res) => readKvResponse(res, scope.key),
-        retry: defaults.retry,
-        idleWakeups: defaults.idleWakeups,
-      });
-      stream = followKey(scope.key, {
-        kv$,
-        session: (sessionId) =>
-          retryingRead((signal) => readSessionOnce(transport, scope, sessionId, signal), defaults.retry),
-      }).pipe(
+      stream = make().pipe(
         takeUntil(closed$),
-        finalize(() => keyStreams.delete(id)),
+        finalize(() => streams.delete(id)),
         shareReplay({ bufferSize: 1, refCount: true }),
       );
-      keyStreams.set(id, stream);
+      streams.set(id, stream);
     }
     return stream;
   };
+
+  const scopeId = (kind: string, scope: ReadScope): string =>
+    JSON.stringify([kind, scope.key, scope.consistency, scope.waitMs, scope.dc ?? '', scope.token ?? '']);
+
+  const sessionOf = (scope: ReadScope) => (sessionId: string) =>
+    retryingRead((signal) => readSessionOnce(transport, scope, sessionId, signal), defaults.retry);
+
+  // One blocking query per key and read scope.
+  const keyStream = (scope: ReadScope): Observable<KeyEvent> =>
+    shared(scopeId('key', scope), () =>
+      followKey(scope.key, {
+        kv$: blockingQuery({
+          send: (index, signal) => sendKvRead(transport, scope, index, signal),
+          read: (res) => readKvResponse(res, scope.key),
+          retry: defaults.retry,
+          idleWakeups: defaults.idleWakeups,
+        }),
+        session: sessionOf(scope),
+      }),
+    );
+
+  // One recursive blocking query per prefix and read scope.
+  const prefixStream = (scope: ReadScope): Observable<PrefixEvent> =>
+    shared(scopeId('prefix', scope), () =>
+      followPrefix(scope.key, {
+        kv$: blockingQuery({
+          send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
+          read: (res) => readKvListResponse(res, scope.key),
+          retry: defaults.retry,
+          idleWakeups: defaults.idleWakeups,
+        }),
+        session: sessionOf(scope),
+        sessions: () =>
+          retryingRead((signal) => readSessionListOnce(transport, scope, signal), defaults.retry),
+      }),
+    );
 
   const descriptorOf = <T>(call: LeaderOptions<T>): Descriptor<T> => ({
     schema: call.schema ?? (anyJson as z.ZodType<T>),
@@ -136,10 +180,55 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     );
   };
 
-  const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> => {
-    const nullAfter = options?.nullWhenUnreachableFor ?? opts.nullWhenUnreachableFor;
-    return watch(key, options).pipe(
-      leaderOf(nullAfter === undefined ? undefined : parseDurationMs(nullAfter)),
+  const nullAfterMs = (call: LeaderOptions<unknown> | undefined): number | undefined => {
+    const after = call?.nullWhenUnreachableFor ?? opts.nullWhenUnreachableFor;
+    return after === undefined ? undefined : parseDurationMs(after);
+  };
+
+  const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> =>
+    watch(key, options).pipe(leaderOf(nullAfterMs(options)), shareReplay({ bufferSize: 1, refCount: true }));
+
+  const prefixStates = <T>(
+    prefix: string,
+    call: LeaderOptions<T>,
+  ): Observable<PrefixStates<T, LeaderDiscoveryError>> => {
+    const toState = stateMapper(descriptorOf(call));
+    return prefixStream(scopeOf(prefix, call)).pipe(
+      map((event) => {
+        const states = new Map<string, LeaderState<T>>();
+        if (event.kind === 'snapshot') {
+          for (const [key, snapshot] of event.keys) states.set(key, toState(snapshot));
+          return { outage: false, states };
+        }
+        const { error, attempt, retryInMs } = event;
+        for (const [key, lastKnown] of event.lastKnown?.keys ?? []) {
+          states.set(key, toState({ kind: 'unreachable', key, error, attempt, retryInMs, lastKnown }));
+        }
+        return { outage: true, states };
+      }),
+    );
+  };
+
+  const watchLeaders = <T>(
+    prefix: string,
+    options?: LeaderOptions<T>,
+  ): Observable<ReadonlyMap<string, LeaderState<T>>> => {
+    const call = parseCallOptions<T>(prefix, options);
+    if (closed) return EMPTY;
+    return prefixStates(prefix, call).pipe(
+      map(({ states }) => states as ReadonlyMap<string, LeaderState<T>>),
+      shareReplay({ bufferSize: 1, refCount: true }),
+    );
+  };
+
+  const leaders = <T>(
+    prefix: string,
+    options?: LeaderOptions<T>,
+  ): Observable<ReadonlyMap<string, Leader<T>>> => {
+    const call = parseCallOptions<T>(prefix, options);
+    if (closed) return EMPTY;
+    return prefixStates(prefix, call).pipe(
+      leadersOf(nullAfterMs(call)),
       shareReplay({ bufferSize: 1, refCount: true }),
     );
   };
@@ -163,5 +252,5 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     for (const client of setup.owned) client.destroy();
   };
 
-  return { leader, watch, current, close };
+  return { leader, watch, current, leaders, watchLeaders, close };
 }

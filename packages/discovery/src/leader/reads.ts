@@ -4,7 +4,7 @@ import type { Consistency } from '../config/options.js';
 import { DiscoveryClosedError } from '../errors.js';
 import { formatWait } from '../wire/duration.js';
 import { readKvResponse } from '../wire/kv.js';
-import { readSessionResponse } from '../wire/session.js';
+import { readSessionListResponse, readSessionResponse } from '../wire/session.js';
 import { type ConsulResponse, type ConsulTransport, RequestAbortedError } from '../wire/transport.js';
 import { readIndex, readMeta } from '../wire/headers.js';
 import type { KeySnapshot } from './key-snapshot.js';
@@ -35,15 +35,20 @@ function baseQuery(scope: ReadScope): Record<string, string> {
   return query;
 }
 
-/** A KV read of the key: blocking on `index` when it is above 0, else a plain read. */
+/**
+ * A KV read of the key (with `recurse`, of every key under it as a prefix):
+ * blocking on `index` when it is above 0, else a plain read.
+ */
 export function sendKvRead(
   transport: ConsulTransport,
   scope: ReadScope,
   index: bigint,
   signal: AbortSignal,
+  recurse = false,
 ): Promise<ConsulResponse> {
   const blocking = index > 0n;
   const query = baseQuery(scope);
+  if (recurse) query.recurse = '';
   if (blocking) {
     query.index = index.toString();
     query.wait = formatWait(scope.waitMs);
@@ -73,6 +78,22 @@ export async function readSessionOnce(
     signal,
   });
   return readSessionResponse(res, id);
+}
+
+/** Every session the token may read (one request instead of one per session). */
+export async function readSessionListOnce(
+  transport: ConsulTransport,
+  scope: ReadScope,
+  signal: AbortSignal,
+): Promise<Map<string, LeaderSession>> {
+  const res = await transport.get({
+    path: '/session/list',
+    query: baseQuery(scope),
+    token: scope.token,
+    timeoutMs: scope.requestTimeoutMs,
+    signal,
+  });
+  return readSessionListResponse(res);
 }
 
 /** One non-blocking read of the key joined with its session (for `current()`). */

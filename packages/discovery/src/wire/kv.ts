@@ -30,31 +30,41 @@ export function parseBody(res: ConsulResponse, what: string): unknown {
   }
 }
 
-/** Interprets one answer for a single key: 404 is "missing"; other errors throw typed errors. */
-export function readKvResponse(res: ConsulResponse, key: string): KvRead {
-  if (res.status === 404) return KEY_MISSING;
+/** The entries of a 2xx KV answer, validated; throws typed errors for anything else. */
+function readEntries(res: ConsulResponse): KvEntry[] {
   assertStatus(res);
   const parsed = KvGetWireSchema.safeParse(parseBody(res, 'KV answer'));
   if (!parsed.success) {
     throw new InvalidResponseError(
       `KV answer is not a list of KV entries: ${parsed.error.issues[0]?.message ?? ''}`,
-      {
-        status: res.status,
-      },
+      { status: res.status },
     );
   }
-  const wire = parsed.data.find((e) => e.Key === key);
-  if (!wire) throw new InvalidResponseError(`KV answer does not hold the key ${JSON.stringify(key)}`);
-  return {
-    kind: 'entry',
-    entry: {
-      key: wire.Key,
-      valueBase64: wire.Value ?? null,
-      session: wire.Session ? wire.Session : null,
-      flags: wire.Flags,
-      lockIndex: wire.LockIndex,
-      createIndex: wire.CreateIndex,
-      modifyIndex: wire.ModifyIndex,
-    },
-  };
+  return parsed.data.map((wire) => ({
+    key: wire.Key,
+    valueBase64: wire.Value ?? null,
+    session: wire.Session ? wire.Session : null,
+    flags: wire.Flags,
+    lockIndex: wire.LockIndex,
+    createIndex: wire.CreateIndex,
+    modifyIndex: wire.ModifyIndex,
+  }));
+}
+
+/** Interprets one answer for a single key: 404 is "missing"; other errors throw typed errors. */
+export function readKvResponse(res: ConsulResponse, key: string): KvRead {
+  if (res.status === 404) return KEY_MISSING;
+  const entry = readEntries(res).find((e) => e.key === key);
+  if (!entry) throw new InvalidResponseError(`KV answer does not hold the key ${JSON.stringify(key)}`);
+  return { kind: 'entry', entry };
+}
+
+/** Interprets a recursive answer (`?recurse`) for a prefix: 404 is "no keys". */
+export function readKvListResponse(res: ConsulResponse, prefix: string): KvEntry[] {
+  if (res.status === 404) return [];
+  const entries = readEntries(res);
+  if (entries.some((e) => !e.key.startsWith(prefix))) {
+    throw new InvalidResponseError(`KV answer holds keys outside the prefix ${JSON.stringify(prefix)}`);
+  }
+  return entries;
 }

@@ -1,5 +1,5 @@
 /** Reading `GET /v1/session/info/<id>` answers into a `LeaderSession` (or null when gone). */
-import { SessionInfoListWireSchema } from '@consul-leader/types';
+import { SessionInfoListWireSchema, type SessionInfoWire } from '@consul-leader/types';
 import type { LeaderSession } from '@consul-leader/types';
 import { InvalidResponseError } from '../errors.js';
 import { parseDurationMs } from './duration.js';
@@ -7,24 +7,19 @@ import { parseBody } from './kv.js';
 import type { ConsulResponse } from './transport.js';
 import { assertStatus } from './status.js';
 
-/**
- * `[]` means the session no longer exists. (It also means "not allowed" when the
- * token lacks `session_prefix` read: Consul 1.8 filters instead of refusing.)
- */
-export function readSessionResponse(res: ConsulResponse, id: string): LeaderSession | null {
+function readSessions(res: ConsulResponse, what: string): SessionInfoWire[] {
   assertStatus(res);
-  const parsed = SessionInfoListWireSchema.safeParse(parseBody(res, 'session info'));
+  const parsed = SessionInfoListWireSchema.safeParse(parseBody(res, what));
   if (!parsed.success) {
     throw new InvalidResponseError(
-      `session info is not a list of sessions: ${parsed.error.issues[0]?.message ?? ''}`,
+      `${what} is not a list of sessions: ${parsed.error.issues[0]?.message ?? ''}`,
       { status: res.status },
     );
   }
-  const wire = parsed.data.find((s) => s.ID === id) ?? null;
-  if (parsed.data.length > 0 && !wire) {
-    throw new InvalidResponseError('session info answer is about another session');
-  }
-  if (!wire) return null;
+  return parsed.data;
+}
+
+function toLeaderSession(wire: SessionInfoWire): LeaderSession {
   const ttlMs = wire.TTL ? parseDurationMs(wire.TTL) : NaN;
   // Any of these invalidates the session when critical (Consul's Session.CheckIDs merges them).
   const checks = [
@@ -34,7 +29,7 @@ export function readSessionResponse(res: ConsulResponse, id: string): LeaderSess
       ...(wire.ServiceChecks ?? []).map((c) => c.ID),
     ]),
   ];
-  const session: LeaderSession = {
+  return {
     id: wire.ID,
     name: wire.Name,
     node: wire.Node,
@@ -47,5 +42,22 @@ export function readSessionResponse(res: ConsulResponse, id: string): LeaderSess
     modifyIndex: wire.ModifyIndex ?? wire.CreateIndex,
     ...(wire.Namespace ? { namespace: wire.Namespace } : {}),
   };
-  return session;
+}
+
+/**
+ * `[]` means the session no longer exists. (It also means "not allowed" when the
+ * token lacks `session_prefix` read: Consul 1.8 filters instead of refusing.)
+ */
+export function readSessionResponse(res: ConsulResponse, id: string): LeaderSession | null {
+  const sessions = readSessions(res, 'session info');
+  const wire = sessions.find((s) => s.ID === id) ?? null;
+  if (sessions.length > 0 && !wire) {
+    throw new InvalidResponseError('session info answer is about another session');
+  }
+  return wire ? toLeaderSession(wire) : null;
+}
+
+/** `GET /v1/session/list`: every session of the datacenter (that the token may read), by id. */
+export function readSessionListResponse(res: ConsulResponse): Map<string, LeaderSession> {
+  return new Map(readSessions(res, 'session list').map((wire) => [wire.ID, toLeaderSession(wire)]));
 }

@@ -4,6 +4,7 @@
  * Consul itself is never replaced: every answer that is not a fault comes from it.
  */
 import {
+  type IncomingHttpHeaders,
   type IncomingMessage,
   type ServerResponse,
   createServer,
@@ -17,15 +18,22 @@ export interface ProxiedRequest {
   readonly path: string;
   readonly query: URLSearchParams;
   readonly headers: IncomingMessage['headers'];
-  /** Status and `X-Consul-Index` of the answer, once sent. */
+  /** Status and `X-Consul-Index` of the answer, once sent (as the SDK saw it: after a fault's `rewrite`). */
   status?: number;
   index?: string;
 }
 
+/** An answer of Consul's as the proxy is about to send it on; header names are lowercase. */
+export interface ProxiedAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
 /**
- * What to do with one request: forward it (maybe to another path, later, or
- * with its body cut short), answer it in Consul's place, hold it forever
- * (black hole), or reset its connection.
+ * What to do with one request: forward it (maybe to another path, later,
+ * with its body cut short, or with Consul's answer rewritten), answer it in
+ * Consul's place, hold it forever (black hole), or reset its connection.
  */
 export type FaultRule = (req: ProxiedRequest) =>
   | {
@@ -34,6 +42,11 @@ export type FaultRule = (req: ProxiedRequest) =>
       readonly delayMs?: number;
       /** Send the headers and this many bytes of the body, then close the connection. */
       readonly truncateAfterBytes?: number;
+      /**
+       * Change Consul's answer (status, headers, body) before it is sent on, as a
+       * complete HTTP answer: Content-Length is set to the new body's length.
+       */
+      readonly rewrite?: (answer: ProxiedAnswer) => ProxiedAnswer;
     }
   | { readonly action: 'hang' }
   | { readonly action: 'reset' }
@@ -85,6 +98,7 @@ export async function startProxy(
     res: ServerResponse,
     path: string,
     truncateAfterBytes?: number,
+    rewrite?: (answer: ProxiedAnswer) => ProxiedAnswer,
   ): void => {
     const up = httpRequest(
       {
@@ -96,9 +110,30 @@ export async function startProxy(
         agent: upstream,
       },
       (upRes) => {
-        const index = upRes.headers['x-consul-index'];
-        const entry = seenOf.get(res);
-        if (entry && typeof index === 'string') entry.index = index;
+        if (rewrite) {
+          const chunks: Buffer[] = [];
+          upRes.on('data', (chunk: Buffer) => chunks.push(chunk));
+          upRes.on('end', () => {
+            const answer = rewrite({
+              status: upRes.statusCode ?? 502,
+              headers: upRes.headers,
+              body: Buffer.concat(chunks),
+            });
+            const headers: IncomingHttpHeaders = { ...answer.headers };
+            delete headers['transfer-encoding'];
+            headers['content-length'] = String(answer.body.length);
+            noteIndex(res, headers['x-consul-index']);
+            res.writeHead(answer.status, headers);
+            if (truncateAfterBytes === undefined) {
+              res.end(answer.body);
+              return;
+            }
+            res.write(answer.body.subarray(0, truncateAfterBytes));
+            setTimeout(() => res.socket?.destroy(), 50);
+          });
+          return;
+        }
+        noteIndex(res, upRes.headers['x-consul-index']);
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         if (truncateAfterBytes === undefined) {
           upRes.pipe(res);
@@ -119,6 +154,10 @@ export async function startProxy(
   };
 
   const seenOf = new WeakMap<ServerResponse, ProxiedRequest>();
+  const noteIndex = (res: ServerResponse, index: string | string[] | undefined): void => {
+    const entry = seenOf.get(res);
+    if (entry && typeof index === 'string') entry.index = index;
+  };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const seen: ProxiedRequest = {
@@ -132,10 +171,15 @@ export async function startProxy(
     pending.add(seen);
     res.on('close', () => {
       pending.delete(seen);
-      seen.status = res.statusCode;
+      // A request held (hang) or reset got no answer: no status.
+      if (res.headersSent) seen.status = res.statusCode;
     });
     const decision = proxy.rule?.(seen);
     if (decision?.action === 'respond') {
+      const index = Object.entries(decision.headers ?? {}).find(
+        ([name]) => name.toLowerCase() === 'x-consul-index',
+      );
+      noteIndex(res, index?.[1]);
       res.writeHead(decision.status, { 'content-type': 'application/json', ...decision.headers });
       res.end(decision.body ?? '');
       return;
@@ -147,11 +191,12 @@ export async function startProxy(
     }
     const path = decision?.path ?? req.url ?? '/';
     const truncate = decision?.truncateAfterBytes;
+    const rewrite = decision?.rewrite;
     if (decision?.delayMs) {
-      const timer = setTimeout(() => forward(req, res, path, truncate), decision.delayMs);
+      const timer = setTimeout(() => forward(req, res, path, truncate, rewrite), decision.delayMs);
       res.on('close', () => clearTimeout(timer));
     } else {
-      forward(req, res, path, truncate);
+      forward(req, res, path, truncate, rewrite);
     }
   });
   server.on('connection', (socket: Socket) => {

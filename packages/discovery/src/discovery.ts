@@ -248,7 +248,6 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     closing.abort();
     closed$.next();
     closed$.complete();
-    transport.dispose();
     for (const client of setup.owned) client.destroy();
   };
 

@@ -2,13 +2,14 @@
  * The one place that sends HTTP requests to Consul, through a node-consul
  * client (so its base URL, keep-alive agent and TLS options are used).
  *
- * It asks node-consul for the raw bytes (`buffer: true`) instead of its decoded
+ * It takes the raw bytes (piped out of node-consul) instead of its decoded
  * entries: the SDK needs the status, the `X-Consul-*` headers and the exact
  * uint64 fields, and compares answers byte for byte to spot spurious wake-ups.
  * HTTP error statuses resolve like any answer; only transport failures reject.
  */
 import { EventEmitter } from 'node:events';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Writable } from 'node:stream';
 import type Consul from 'consul';
 import { ConsulUnreachableError, type UnreachableReason } from '../errors.js';
 
@@ -39,24 +40,21 @@ export class RequestAbortedError extends Error {
 /** The part of node-consul's client (papi) the transport uses; not in its published types. */
 interface PapiClient {
   _get(opts: PapiRequest): Promise<PapiResponse>;
-  on(event: 'log', listener: (tags: readonly string[]) => void): unknown;
-  off(event: 'log', listener: (tags: readonly string[]) => void): unknown;
 }
 interface PapiRequest {
   name: string;
-  tags: string[];
   path: string;
   params: Record<string, string>;
   query: Record<string, string>;
   headers: Record<string, string>;
   ctx: EventEmitter;
   timeout: number;
-  buffer: true;
+  /** papi pipes the response into what this returns (and then leaves `body` unset). */
+  pipe: () => Writable;
 }
 interface PapiResponse {
   statusCode?: number;
   headers: IncomingHttpHeaders;
-  body?: unknown;
 }
 interface PapiError {
   isAbort?: boolean;
@@ -69,25 +67,15 @@ interface PapiError {
 }
 
 /**
- * Once an answer's headers are in, its body must follow within this time.
- * node-consul waits for a body cut short (connection closed before
- * Content-Length bytes) until its whole timeout, about 69 s for a 60 s wait.
+ * Once an answer's headers are in, its body must follow within this time: a
+ * backstop for a body that stalls without its connection closing.
  */
 export const BODY_TIMEOUT_MS = 5_000;
-
-let requestSeq = 0;
 
 export class ConsulTransport {
   /** In failover order; `#active` is the one in use. */
   readonly #clients: readonly PapiClient[];
   #active = 0;
-  /** Requests waiting for their headers, by their papi tag. */
-  readonly #awaitingHeaders = new Map<string, () => void>();
-  readonly #onLog = (tags: readonly string[]): void => {
-    // papi logs ['papi', 'response', ...request tags] when the headers of an answer arrive.
-    if (tags[1] !== 'response') return;
-    for (const tag of tags) this.#awaitingHeaders.get(tag)?.();
-  };
 
   constructor(
     clients: readonly Consul[],
@@ -95,12 +83,6 @@ export class ConsulTransport {
   ) {
     if (clients.length === 0) throw new Error('ConsulTransport needs at least one client');
     this.#clients = clients as unknown as readonly PapiClient[];
-    for (const client of this.#clients) client.on('log', this.#onLog);
-  }
-
-  /** Stops listening to the clients (which may outlive the transport). */
-  dispose(): void {
-    for (const client of this.#clients) client.off('log', this.#onLog);
   }
 
   /** After an agent stopped answering, the next request goes to the next one (if several were given). */
@@ -118,59 +100,73 @@ export class ConsulTransport {
     signal?.addEventListener('abort', cancel, { once: true });
     const headers: Record<string, string> = {};
     if (request.token) headers['x-consul-token'] = request.token;
-    const tag = `consul-leader#${(requestSeq += 1)}`;
+
+    // papi pipes the response into this sink, which hands us the response
+    // itself: papi never notices a connection closed mid-body (it would wait
+    // for its whole timeout), so the transport watches for it.
+    const chunks: Buffer[] = [];
     let bodyTimer: NodeJS.Timeout | undefined;
-    let bodyLate = false;
-    this.#awaitingHeaders.set(tag, () => {
-      this.#awaitingHeaders.delete(tag);
-      bodyTimer = setTimeout(() => {
-        bodyLate = true;
-        cancel();
-      }, this.bodyTimeoutMs);
-    });
+    let cut: 'mid-body' | 'stalled' | undefined;
+    const sink = (): Writable => {
+      const writable = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          chunks.push(chunk);
+          done();
+        },
+      });
+      writable.once('pipe', (res: IncomingMessage) => {
+        bodyTimer = setTimeout(() => {
+          cut ??= 'stalled';
+          cancel();
+        }, this.bodyTimeoutMs);
+        res.once('close', () => {
+          if (res.complete) return;
+          cut ??= 'mid-body';
+          cancel();
+        });
+      });
+      return writable;
+    };
+
     const used = this.#active;
     const client = this.#clients[used] as PapiClient;
     try {
       const res = await client._get({
         name: 'consul-leader',
-        tags: [tag],
         path: request.path,
         params: { ...request.params },
         query: { ...request.query },
         headers,
         ctx,
         timeout: request.timeoutMs,
-        buffer: true,
+        pipe: sink,
       });
-      return toResponse(res);
+      return toResponse(res, chunks);
     } catch (error: unknown) {
       const e = (error ?? {}) as PapiError;
-      if (e.isResponse && e.response) return toResponse(e.response);
-      if (bodyLate) {
+      if (signal?.aborted) throw new RequestAbortedError();
+      if (e.isResponse && e.response) return toResponse(e.response, chunks);
+      if (cut) {
         this.#failOver(used);
         throw new ConsulUnreachableError(
           'reset',
-          `the answer's body did not arrive within ${this.bodyTimeoutMs} ms of its headers (connection cut mid-body?)`,
+          cut === 'mid-body'
+            ? `the connection closed in the middle of the answer's body (${Buffer.concat(chunks).length} bytes received)`
+            : `the answer's body did not arrive within ${this.bodyTimeoutMs} ms of its headers`,
         );
       }
-      if (signal?.aborted || e.isAbort) throw new RequestAbortedError();
+      if (e.isAbort) throw new RequestAbortedError();
       this.#failOver(used);
       throw toUnreachable(e, request.timeoutMs);
     } finally {
       clearTimeout(bodyTimer);
-      this.#awaitingHeaders.delete(tag);
       signal?.removeEventListener('abort', cancel);
     }
   }
 }
 
-function toResponse(res: PapiResponse): ConsulResponse {
-  const body = Buffer.isBuffer(res.body)
-    ? res.body
-    : typeof res.body === 'string'
-      ? Buffer.from(res.body)
-      : Buffer.alloc(0);
-  return { status: res.statusCode ?? 0, headers: res.headers, body };
+function toResponse(res: PapiResponse, chunks: readonly Buffer[]): ConsulResponse {
+  return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
 }
 
 const REASON_BY_CODE: Record<string, UnreachableReason> = {

@@ -1,0 +1,234 @@
+/** BENCHMARKS.md: the run's environment, then a table per case, formatted with the repo's Prettier settings. */
+import { format, resolveConfig } from 'prettier';
+import type { BenchConfig } from './config.js';
+import type { Environment } from './environment.js';
+import {
+  GAP_MS,
+  POLL_SPACING_JITTER_MS,
+  POLL_SPACING_MS,
+  type LatencyResult,
+  type PhaseResult,
+  type WatcherResult,
+} from './latency/case.js';
+import type { WatcherKind } from './latency/protocol.js';
+import { POLL_INTERVAL_MS } from './latency/watchers/poll.js';
+import type { Change } from './latency/writer.js';
+import { type Summary, medianPairedDelta, summarize } from './stats.js';
+
+/** The SDK's goal for case 1: p50 within this factor of the floor's. */
+export const SDK_P50_TARGET = 1.2;
+
+const LABELS: Record<WatcherKind, string> = {
+  floor: '(a) floor: bare `http` loop',
+  'consul-watch': '(b) `consul` `watch()` + `session.info`',
+  poll: '(c) poll every 1 s: `kv.get` + `session.info`',
+  sdk: '(d) SDK `leader()`',
+};
+
+const ms = (x: number): string => x.toFixed(2);
+const ratio = (x: number, floor: number): string => `${(x / floor).toFixed(2)}x`;
+const signed = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`;
+
+/** The latencies of `watcher` over `changes`, by seq. */
+function latenciesOver(watcher: WatcherResult, changes: readonly Change[]): Map<number, number> {
+  const subset = new Map<number, number>();
+  for (const { seq } of changes) {
+    const latency = watcher.latencies.get(seq);
+    if (latency !== undefined) subset.set(seq, latency);
+  }
+  return subset;
+}
+
+interface Row {
+  readonly watcher: WatcherResult;
+  readonly summary: Summary | null;
+  readonly latencies: Map<number, number>;
+  readonly missed: number;
+}
+
+function rowsOf(phase: PhaseResult, changes: readonly Change[]): Row[] {
+  return phase.watchers.map((watcher) => {
+    const latencies = latenciesOver(watcher, changes);
+    return {
+      watcher,
+      latencies,
+      summary: summarize([...latencies.values()]),
+      missed: changes.length - latencies.size,
+    };
+  });
+}
+
+/**
+ * One row per watcher. Ratios are to `floor`'s summary; the paired delta is
+ * given only when `floor` saw the same changes (`paired`).
+ */
+function table(rows: readonly Row[], floor: Row | undefined, paired: boolean): string {
+  const head =
+    '| watcher | n | missed | p50 ms | p99 ms | min ms | max ms | spread p99−p50 ms | p50 / floor | p99 / floor | median Δ vs floor ms |';
+  const lines = [head, `|${' --- |'.repeat(11)}`];
+  for (const row of rows) {
+    const s = row.summary;
+    const f = floor?.summary;
+    const cells = s
+      ? [
+          ms(s.p50),
+          ms(s.p99),
+          ms(s.min),
+          ms(s.max),
+          ms(s.p99 - s.p50),
+          f ? ratio(s.p50, f.p50) : '',
+          f ? ratio(s.p99, f.p99) : '',
+          paired && floor && floor !== row
+            ? signed(medianPairedDelta(row.latencies, floor.latencies) ?? Number.NaN)
+            : '',
+        ]
+      : ['', '', '', '', '', '', '', ''];
+    lines.push(
+      `| ${[LABELS[row.watcher.kind], String(s?.n ?? 0), String(row.missed), ...cells].join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const floorOf = (rows: readonly Row[]): Row | undefined => rows.find((r) => r.watcher.kind === 'floor');
+
+/** The main phase's tables (all changes, acquisitions, releases) and the rows over all changes. */
+function mainTables(main: PhaseResult): { text: string; all: Row[] } {
+  const all = rowsOf(main, main.changes);
+  const sections: [string, Row[], number][] = [['All changes', all, main.changes.length]];
+  for (const [title, kind] of [
+    ['Acquisitions (a new session takes the key: KV answer, then session info)', 'acquire'],
+    ['Releases (the holder releases: KV answer only)', 'release'],
+  ] as const) {
+    const changes = main.changes.filter((c) => c.kind === kind);
+    sections.push([title, rowsOf(main, changes), changes.length]);
+  }
+  const text = sections
+    .map(([title, rows, n]) => `### ${title} — ${n} changes\n\n${table(rows, floorOf(rows), true)}`)
+    .join('\n\n');
+  return { text, all };
+}
+
+function verdict(all: readonly Row[]): string {
+  const get = (kind: WatcherKind): Summary | null =>
+    all.find((r) => r.watcher.kind === kind)?.summary ?? null;
+  const floor = get('floor');
+  const sdk = get('sdk');
+  const watch = get('consul-watch');
+  if (!floor || !sdk || !watch) return 'Not every watcher saw changes: no verdict.';
+  const r = sdk.p50 / floor.p50;
+  return [
+    `- SDK p50 / floor p50 = **${r.toFixed(2)}x** (target ≤ ${SDK_P50_TARGET}x): **${r <= SDK_P50_TARGET ? 'met' : 'not met'}**.`,
+    `- SDK p50 ${ms(sdk.p50)} ms vs the \`consul\` package's watch p50 ${ms(watch.p50)} ms: **${sdk.p50 < watch.p50 ? 'better' : 'not better'}**.`,
+  ].join('\n');
+}
+
+function clockNote(phases: readonly PhaseResult[]): string {
+  const clocks = phases.flatMap((p) => p.watchers.map((w) => w.clock));
+  const offset = Math.max(...clocks.map((c) => Math.abs(c.offsetMs)));
+  const rtt = Math.max(...clocks.map((c) => c.rttMs));
+  return `Clock check: between the main thread and each worker, |offset| ≤ ${(offset * 1000).toFixed(0)} µs (best ping round trip ≤ ${(rtt * 1000).toFixed(0)} µs).`;
+}
+
+/** Per change: HTTP requests, CPU time and run-queue wait of each watcher's thread. */
+function workTable(watchers: readonly WatcherResult[]): string {
+  const floor = watchers.find((w) => w.kind === 'floor');
+  const lines = [
+    '| watcher | HTTP requests / change | thread CPU ms / change | CPU / floor | run-queue wait ms / change |',
+    '| --- | --- | --- | --- | --- |',
+  ];
+  for (const { kind, perChange } of watchers) {
+    const vsFloor = floor ? ratio(perChange.cpuMs, floor.perChange.cpuMs) : '';
+    const cells = [perChange.requests.toFixed(2), ms(perChange.cpuMs), vsFloor, ms(perChange.runQueueMs)];
+    lines.push(`| ${[LABELS[kind], ...cells].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export interface ReportInput {
+  readonly config: BenchConfig;
+  readonly environment: Environment;
+  readonly result: LatencyResult;
+  /** `os.loadavg()` when the run ended. */
+  readonly loadAtEnd: readonly number[];
+}
+
+const load = (averages: readonly number[]): string => averages.map((x) => x.toFixed(2)).join(' / ');
+
+export function renderMarkdown({ config, environment: env, result, loadAtEnd }: ReportInput): string {
+  const { main, poll } = result;
+  const { text: mainText, all } = mainTables(main);
+  const floorAll = floorOf(all);
+  const pollRows = rowsOf(poll, poll.changes);
+  const packages = [...env.packages].map(([name, version]) => `\`${name}\` ${version}`).join(', ');
+  const unexpected = [...main.watchers, ...poll.watchers].map((w) => `${w.kind} ${w.unexpected}`).join(', ');
+  return `# Benchmarks
+
+Numbers come from **one run on a shared, noisy machine**: read the ratios between watchers
+of the same run rather than the absolute values, and expect a few tenths of a millisecond
+of run-to-run drift.
+
+| | |
+| --- | --- |
+| date | ${env.date} |
+| command | \`${config.command}\` |
+| machine | ${env.cpu}, ${env.cores} cores, ${env.memoryGiB.toFixed(1)} GiB memory; ${env.os} |
+| load average (1 / 5 / 15 min) | ${load(env.loadAtStart)} at the start, ${load(loadAtEnd)} at the end |
+| Node.js | ${env.node} |
+| Consul | ${env.consul} (\`consul agent -dev\` on a loopback address, started by \`scripts/consul-agent.ts\`) |
+| packages | ${packages} |
+| SDK source | commit ${env.source} |
+
+## Case 1: change-to-emission latency
+
+From the moment a leadership change is sent (the timestamp is taken right before its
+\`PUT /v1/kv/<key>?acquire=…\` or \`?release=…\` is written, on the main thread) to the
+moment each watcher sees it. Changes alternate: a new session acquires the free key with
+the value \`{"seq":k}\`, then that session releases it. A watcher reports the leader's
+session id and \`seq\` (or no leader); a change counts as seen by the first report that shows
+it. Timestamps are \`performance.timeOrigin + performance.now()\` in the thread that takes
+them. Percentiles are nearest-rank. "median Δ vs floor" is the median over changes of
+(watcher's latency − floor's latency) for the same change.
+
+- Each watcher runs on **its own \`worker_threads\` Worker** (the SDK too); the main thread
+  only writes and collects. All blocking watchers use \`wait=60s\`.
+- (a) floor: a loop of \`GET /v1/kv/<key>?index=N&wait=60s\` on a keep-alive \`http.Agent\`,
+  and \`GET /v1/session/info/<id>\` when the session changes to a new one; no library.
+- (b) \`consul.watch({ method: consul.kv.get, options: { key, wait: '60s' } })\` from the
+  \`consul\` package, and \`consul.session.info\` on each change that names a session.
+- (d) \`createLeaderDiscovery({ consul: { host, port } }).leader(key)\`, default options.
+- Main phase: ${main.warmup} warm-up changes, then ${main.changes.length} measured; change k+1 is sent
+  once (a), (b) and (d) all saw change k (or ${config.timeoutMs} ms passed), plus ${GAP_MS}–${2 * GAP_MS} ms.
+  It took ${(main.durationMs / 1000).toFixed(1)} s.
+- Polling phase, (c) alone so it never sets the pace: \`setInterval\` every ${POLL_INTERVAL_MS} ms
+  doing \`consul.kv.get\` + \`consul.session.info\`; ${poll.changes.length} changes spaced
+  ${POLL_SPACING_MS}–${POLL_SPACING_MS + POLL_SPACING_JITTER_MS} ms apart (${(poll.durationMs / 1000).toFixed(1)} s). Its
+  ratios are to the floor's over all changes of the main phase.
+- ${clockNote([main, poll])} Reports that showed no pending change: ${unexpected}.
+
+Result:
+
+${verdict(all)}
+
+${mainText}
+
+### Polling phase — ${poll.changes.length} changes
+
+${table(pollRows, floorAll, false)}
+
+### Work per change
+
+Over the measured changes of each phase, divided by their number: HTTP requests sent
+(counted on \`diagnostics_channel\` \`http.client.request.start\` in the watcher's thread),
+and the time the watcher's JavaScript thread spent on a CPU and runnable but waiting for
+one (Linux \`/proc/thread-self/schedstat\`; the V8 helper threads are not counted). The
+poller's include its polls between changes.
+
+${workTable([...main.watchers, ...poll.watchers])}
+`;
+}
+
+export async function renderReport(input: ReportInput, file: string): Promise<string> {
+  const options = (await resolveConfig(file)) ?? {};
+  return format(renderMarkdown(input), { ...options, parser: 'markdown' });
+}

@@ -368,7 +368,7 @@ describe('no HTTP answer: CONSUL_UNREACHABLE', () => {
   });
 
   // A connection closed mid-body is seen when it closes, not at a timeout.
-  it('a connection reset mid-body with requestTimeout below 5 s: still reason reset (SDK bug: timeout)', async () => {
+  it('a connection reset mid-body with requestTimeout below 5 s: still reason reset, seen when the connection closes', async () => {
     const key = uniqueKey();
     const sessionA = await createSession(consul, { name: 'a' });
     expect(await acquire(consul, key, sessionA, JSON.stringify({ host: 'a' }))).toBe(true);

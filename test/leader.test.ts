@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Consul from 'consul';
 import { z } from 'zod';
 import { type LeaderDiscovery, type LeaderState, createLeaderDiscovery } from '@consul-leader/discovery';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
+import { spawn } from 'node:child_process';
+import { type ConsulAgent, consulBinary, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession, destroySession, put, release } from './support/contender.js';
 import { delay, record } from './support/recorder.js';
 
@@ -215,6 +216,26 @@ describe('keys without a descriptor', () => {
     expect(leader?.node).toBeNull();
     expect(leader?.session.name).toBe('Consul lock');
     rec.unsubscribe();
+  });
+
+  it('follows a lock taken by the real `consul lock` command, and its release', async () => {
+    const prefix = `locks/${uniqueKey()}`;
+    const child = spawn(
+      consulBinary(),
+      ['lock', `-http-addr=${agent.address}`, '-name=nightly-job', prefix, 'sleep 60'],
+      { stdio: 'ignore' },
+    );
+    try {
+      const rec = record(discovery.leader(`${prefix}/.lock`));
+      const leader = await rec.next((v) => v !== null);
+      expect(leader?.flags).toBe(0x2ddccbc058a50c18n);
+      expect(leader?.session.name).toBe('nightly-job');
+      child.kill('SIGTERM'); // consul lock releases the lock when interrupted
+      await rec.next((v) => v === null, { from: 1 });
+      rec.unsubscribe();
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('accepts an empty value only when the schema says so (nullable)', async () => {

@@ -6,10 +6,12 @@ import {
   EMPTY,
   type Observable,
   Subject,
+  defer,
   distinctUntilChanged,
   finalize,
   map,
   shareReplay,
+  switchMap,
   takeUntil,
 } from 'rxjs';
 import { z } from 'zod';
@@ -32,6 +34,9 @@ import { followKey } from './leader/follow-key.js';
 import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
 import { type PrefixStates, leaderOf, leadersOf } from './leader/leader-of.js';
 import { type PrefixEvent, followPrefix } from './leader/follow-prefix.js';
+import type { CoalesceOptions } from './leader/coalesce.js';
+import { DEFAULT_COALESCE, KeyGroups, keyEventFromPrefix } from './leader/coalesce.js';
+import { sameKeyEvent } from './leader/key-snapshot.js';
 import { type Descriptor, sameState, stateMapper, toSettledState } from './leader/to-state.js';
 import { parseDurationMs } from './wire/duration.js';
 import {
@@ -92,6 +97,11 @@ export interface LeaderDiscovery {
 
 const anyJson: z.ZodType<unknown> = z.unknown();
 
+function resolveCoalesce(option: LeaderDiscoveryOptions['coalesce']): CoalesceOptions | undefined {
+  if (option === false) return undefined;
+  return { ...DEFAULT_COALESCE, ...option };
+}
+
 export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderDiscovery {
   const opts = parseDiscoveryOptions(options);
   const defaults: ResolvedDiscoveryOptions = resolveDiscoveryDefaults(opts);
@@ -100,6 +110,8 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const closed$ = new Subject<void>();
   const closing = new AbortController();
   const streams = new Map<string, Observable<unknown>>();
+  const coalesce = resolveCoalesce(opts.coalesce);
+  const groups = coalesce ? new KeyGroups(coalesce.minKeys) : undefined;
   let closed = false;
 
   const scopeOf = (key: string, call: LeaderOptions<unknown>): ReadScope => {
@@ -135,19 +147,38 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const sessionOf = (scope: ReadScope) => (sessionId: string) =>
     retryingRead((signal) => readSessionOnce(transport, scope, sessionId, signal), defaults.retry);
 
-  // One blocking query per key and read scope.
-  const keyStream = (scope: ReadScope): Observable<KeyEvent> =>
-    shared(scopeId('key', scope), () =>
-      followKey(scope.key, {
-        kv$: blockingQuery({
-          send: (index, signal) => sendKvRead(transport, scope, index, signal),
-          read: (res) => readKvResponse(res, scope.key),
-          retry: defaults.retry,
-          idleWakeups: defaults.idleWakeups,
-        }),
-        session: sessionOf(scope),
+  const singleKey = (scope: ReadScope): Observable<KeyEvent> =>
+    followKey(scope.key, {
+      kv$: blockingQuery({
+        send: (index, signal) => sendKvRead(transport, scope, index, signal),
+        read: (res) => readKvResponse(res, scope.key),
+        retry: defaults.retry,
+        idleWakeups: defaults.idleWakeups,
       }),
-    );
+      session: sessionOf(scope),
+    });
+
+  // One blocking query per key and read scope, or, once enough keys of one
+  // prefix are followed, one recursive query for all of them.
+  const keyStream = (scope: ReadScope): Observable<KeyEvent> =>
+    shared(scopeId('key', scope), () => {
+      const prefix = coalesce ? coalesce.prefixOf(scope.key) : null;
+      if (!coalesce || !groups || prefix === null || !scope.key.startsWith(prefix)) return singleKey(scope);
+      const prefixScope: ReadScope = { ...scope, key: prefix };
+      const group = scopeId('prefix', prefixScope);
+      return defer(() =>
+        groups.join(group).pipe(
+          distinctUntilChanged(),
+          switchMap((coalesced) =>
+            coalesced
+              ? prefixStream(prefixScope).pipe(map((event) => keyEventFromPrefix(event, scope.key)))
+              : singleKey(scope),
+          ),
+          distinctUntilChanged(sameKeyEvent),
+          finalize(() => groups.leave(group)),
+        ),
+      );
+    });
 
   // One recursive blocking query per prefix and read scope.
   const prefixStream = (scope: ReadScope): Observable<PrefixEvent> =>

@@ -63,6 +63,15 @@ export interface LeaderDiscoveryOptions {
   readonly nullWhenUnreachableFor?: Duration;
   /** Rate limit of wake-ups that bring nothing new, per key. */
   readonly idleWakeups?: Partial<IdleWakeupLimit>;
+  /**
+   * Serve single keys from one recursive query on their prefix once `minKeys`
+   * (default 32) keys of that prefix are followed: one connection to Consul
+   * instead of one per key. `prefixOf` picks the prefix (default: the key's
+   * top-level folder, `service/` for `service/db/leader`). The token then needs
+   * read on the whole prefix. `false` turns it off.
+   */
+  readonly coalesce?:
+    false | { readonly minKeys?: number; readonly prefixOf?: (key: string) => string | null };
   /** The environment to read `CONSUL_*` variables from. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
@@ -145,6 +154,15 @@ const discoveryOptionsSchema = z.strictObject({
     .strictObject({ burst: z.number().min(1).optional(), perSecond: z.number().positive().optional() })
     .optional(),
   env: z.record(z.string(), z.string().optional()).optional(),
+  coalesce: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        minKeys: z.number().int().min(1).optional(),
+        prefixOf: z.custom<(key: string) => string | null>((v) => typeof v === 'function').optional(),
+      }),
+    ])
+    .optional(),
 });
 
 const callOptionsSchema = z.strictObject({

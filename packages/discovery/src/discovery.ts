@@ -49,7 +49,7 @@ import {
 import { blockingQuery } from './watch/blocking-query.js';
 import { retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
-import { readKvListResponse, readKvResponse } from './wire/kv.js';
+import { type KvEntry, readKvListResponse, readKvResponse } from './wire/kv.js';
 
 /**
  * The full state of one leader key, discriminated on `status`:
@@ -182,19 +182,21 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
 
   // One recursive blocking query per prefix and read scope.
   const prefixStream = (scope: ReadScope): Observable<PrefixEvent> =>
-    shared(scopeId('prefix', scope), () =>
-      followPrefix(scope.key, {
+    shared(scopeId('prefix', scope), () => {
+      // The last answer's entries: keys not written since keep their objects.
+      let entries: ReadonlyMap<string, KvEntry> | undefined;
+      return followPrefix(scope.key, {
         kv$: blockingQuery({
           send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
-          read: (res) => readKvListResponse(res, scope.key),
+          read: (res) => (entries = readKvListResponse(res, scope.key, entries)),
           retry: defaults.retry,
           idleWakeups: defaults.idleWakeups,
         }),
         session: sessionOf(scope),
         sessions: () =>
           retryingRead((signal) => readSessionListOnce(transport, scope, signal), defaults.retry),
-      }),
-    );
+      });
+    });
 
   const descriptorOf = <T>(call: LeaderOptions<T>): Descriptor<T> => ({
     schema: call.schema ?? (anyJson as z.ZodType<T>),

@@ -90,11 +90,19 @@ describe('parseConsulJson', () => {
   });
 
   it('leaves other numbers as numbers (LockDelay of a session)', () => {
-    const parsed = parseConsulJson('[{"LockDelay":15000000000,"CreateIndex":9}]') as [
-      { LockDelay: unknown; CreateIndex: unknown },
-    ];
+    const parsed = parseConsulJson(
+      '[{"LockDelay":15000000000,"CreateIndex":9,"Flags":3304740253564472344}]',
+    ) as [{ LockDelay: unknown; CreateIndex: unknown; Flags: unknown }];
     expect(parsed[0].LockDelay).toBe(15000000000);
     expect(parsed[0].CreateIndex).toBe('9');
+    expect(parsed[0].Flags).toBe('3304740253564472344');
+  });
+
+  it('parses once, keeping numbers, when no uint64 field is beyond 2^53', () => {
+    const parsed = parseConsulJson('[{"CreateIndex":9,"Flags":0}]') as [
+      { CreateIndex: unknown; Flags: unknown },
+    ];
+    expect(parsed[0]).toEqual({ CreateIndex: 9, Flags: 0 });
   });
 
   it('throws on text that is not JSON', () => {
@@ -148,11 +156,12 @@ describe('parseConsulJson', () => {
   it('leaves string contents alone whatever they contain', () => {
     fc.assert(
       fc.property(trickyText, (s) => {
-        const text = JSON.stringify({ Key: s, Session: s, Flags: 1 });
-        const parsed = parseConsulJson(text) as { Key: string; Session: string; Flags: string };
+        // A big Flags forces the exact (rewriting) path.
+        const text = `[${JSON.stringify({ Key: s, Session: s }).slice(0, -1)},"Flags":3304740253564472344}]`;
+        const [parsed] = parseConsulJson(text) as [{ Key: string; Session: string; Flags: string }];
         expect(parsed.Key).toBe(s);
         expect(parsed.Session).toBe(s);
-        expect(parsed.Flags).toBe('1');
+        expect(parsed.Flags).toBe('3304740253564472344');
       }),
     );
   });

@@ -68,13 +68,30 @@ export type SessionInfoWire = z.output<typeof SessionInfoWireSchema>;
 export const SessionInfoListWireSchema = z.array(SessionInfoWireSchema);
 
 const UINT64_FIELD = /("(?:Flags|LockIndex|CreateIndex|ModifyIndex)"\s*:\s*)(\d+)/g;
+const UINT64_NAMES = ['Flags', 'LockIndex', 'CreateIndex', 'ModifyIndex'] as const;
+
+/** Whether a parsed Consul answer (a list of entries) holds a uint64 field JSON.parse rounded. */
+function roundedUint64(parsed: unknown): boolean {
+  if (!Array.isArray(parsed)) return false;
+  for (const item of parsed as unknown[]) {
+    if (typeof item !== 'object' || item === null) continue;
+    for (const name of UINT64_NAMES) {
+      const value = (item as Record<string, unknown>)[name];
+      if (typeof value === 'number' && !Number.isSafeInteger(value)) return true;
+    }
+  }
+  return false;
+}
 
 /**
  * Parses a Consul JSON body keeping uint64 fields exact: JSON.parse would
  * round `Flags` such as consul lock's 0x2ddccbc058a50c18 to the nearest double.
- * The pattern only matches at object-key position: inside a JSON string a
- * quote is always escaped, and Consul's base64 values hold no quotes.
+ * Only then is the text parsed again with those fields quoted (the common case
+ * pays for one native JSON.parse). The pattern only matches at object-key
+ * position: inside a JSON string a quote is always escaped, and Consul's
+ * base64 values hold no quotes.
  */
 export function parseConsulJson(text: string): unknown {
-  return JSON.parse(text.replace(UINT64_FIELD, '$1"$2"'));
+  const parsed: unknown = JSON.parse(text);
+  return roundedUint64(parsed) ? JSON.parse(text.replace(UINT64_FIELD, '$1"$2"')) : parsed;
 }

@@ -32,7 +32,8 @@ export interface PrefixUnreachable {
 export type PrefixEvent = PrefixSnapshot | PrefixUnreachable;
 
 export interface FollowPrefixDeps {
-  readonly kv$: Observable<BlockingQueryEvent<readonly KvEntry[]>>;
+  /** The prefix's blocking query; unchanged keys keep their entry objects from one answer to the next. */
+  readonly kv$: Observable<BlockingQueryEvent<ReadonlyMap<string, KvEntry>>>;
   /** One session's info, retried until it answers (null: gone). */
   readonly session: (id: string) => Observable<RetryingReadEvent<LeaderSession | null>>;
   /** Every session at once, retried until it answers: used when many sessions are new. */
@@ -51,6 +52,17 @@ function snapshotOf(
   meta: ConsulReadMeta,
   previous: KeySnapshot | undefined,
 ): KeySnapshot {
+  // The hot path for a big prefix: the same entry object, session and leader knowledge.
+  if (
+    previous &&
+    previous.kind !== 'key-missing' &&
+    previous.entry === entry &&
+    previous.meta.knownLeader === meta.knownLeader &&
+    (entry.session === null ||
+      (previous.kind === 'held' ? previous.session : null) === (sessions.get(entry.session) ?? null))
+  ) {
+    return previous;
+  }
   const { key } = entry;
   let next: KeySnapshot;
   if (entry.session === null) next = { kind: 'no-session', key, entry, meta };
@@ -66,26 +78,29 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
   const cache = new Map<string, LeaderSession | null>();
   let previousKeys: ReadonlyMap<string, KeySnapshot> = new Map();
 
-  const build = (entries: readonly KvEntry[], meta: ConsulReadMeta): Step => {
+  const build = (entries: ReadonlyMap<string, KvEntry>, meta: ConsulReadMeta): Step => {
     const keys = new Map<string, KeySnapshot>();
-    for (const entry of entries)
+    const held = new Set<string>();
+    for (const entry of entries.values()) {
       keys.set(entry.key, snapshotOf(entry, cache, meta, previousKeys.get(entry.key)));
-    const held = new Set(entries.map((e) => e.session));
+      if (entry.session) held.add(entry.session);
+    }
     for (const id of cache.keys()) if (!held.has(id)) cache.delete(id);
     previousKeys = keys;
     return { kind: 'snapshot', keys, meta };
   };
 
-  const join = (event: BlockingQueryEvent<readonly KvEntry[]>): Observable<Step> => {
+  const join = (event: BlockingQueryEvent<ReadonlyMap<string, KvEntry>>): Observable<Step> => {
     if (event.type === 'error') {
       const { error, attempt, retryInMs } = event;
       return of({ kind: 'unreachable', error, attempt, retryInMs });
     }
     const { value: entries, meta } = event;
-    const missing = [
-      ...new Set(entries.flatMap((e) => (e.session && !cache.has(e.session) ? [e.session] : []))),
-    ];
-    if (missing.length === 0) return of(build(entries, meta));
+    const missing = new Set<string>();
+    for (const entry of entries.values()) {
+      if (entry.session && !cache.has(entry.session)) missing.add(entry.session);
+    }
+    if (missing.size === 0) return of(build(entries, meta));
     return new Observable<Step>((subscriber) => {
       const pending = new Set(missing);
       const onError = (step: Extract<RetryingReadEvent<unknown>, { type: 'error' }>): void => {
@@ -97,7 +112,7 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
         subscriber.next(build(entries, meta));
         subscriber.complete();
       };
-      if (missing.length > SESSION_LIST_THRESHOLD) {
+      if (missing.size > SESSION_LIST_THRESHOLD) {
         return deps.sessions().subscribe((step) => {
           if (step.type === 'error') return onError(step);
           // A session absent from the list is gone.
@@ -106,7 +121,7 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
           settle();
         });
       }
-      const subscriptions = missing.map((id) =>
+      const subscriptions = [...missing].map((id) =>
         deps.session(id).subscribe((step) => {
           if (step.type === 'error') return onError(step);
           cache.set(id, step.value);

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ConsulHttpError, InvalidResponseError, PermissionDeniedError } from '../errors.js';
-import { KEY_MISSING, readKvResponse } from './kv.js';
+import { KEY_MISSING, readKvListResponse, readKvResponse } from './kv.js';
 import type { ConsulResponse } from './transport.js';
 
 const HEADERS: IncomingHttpHeaders = {
@@ -152,5 +152,49 @@ describe('readKvResponse', () => {
     ['an empty list', '[]'],
   ])('throws InvalidResponseError for %s', (_what, body) => {
     expect(() => readKvResponse(res(200, body), 'k')).toThrow(InvalidResponseError);
+  });
+});
+
+describe('readKvListResponse', () => {
+  const entry = (key: string, modifyIndex: number, session?: string) => ({
+    LockIndex: 1,
+    Key: key,
+    Flags: 0,
+    Value: 'eyJ9',
+    ...(session ? { Session: session } : {}),
+    CreateIndex: 3,
+    ModifyIndex: modifyIndex,
+  });
+
+  it('maps a recursive answer by key; 404 is an empty map', () => {
+    const map = readKvListResponse(res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 6)])), 'p/');
+    expect([...map.keys()]).toEqual(['p/a', 'p/b']);
+    expect(map.get('p/a')?.session).toBe('s1');
+    expect(map.get('p/b')?.session).toBeNull();
+    expect(readKvListResponse(res(404, ''), 'p/').size).toBe(0);
+  });
+
+  it('keeps the previous object of a key not written since, and a new one for a key that was', () => {
+    const first = readKvListResponse(
+      res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 6)])),
+      'p/',
+    );
+    const second = readKvListResponse(
+      res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 9, 's2')])),
+      'p/',
+      first,
+    );
+    expect(second.get('p/a')).toBe(first.get('p/a'));
+    expect(second.get('p/b')).not.toBe(first.get('p/b'));
+    expect(second.get('p/b')?.modifyIndex).toBe(9n);
+  });
+
+  it('refuses keys outside the prefix and entries of the wrong shape', () => {
+    expect(() => readKvListResponse(res(200, JSON.stringify([entry('q/a', 5)])), 'p/')).toThrow(
+      InvalidResponseError,
+    );
+    expect(() => readKvListResponse(res(200, JSON.stringify([{ Key: 'p/a' }])), 'p/')).toThrow(
+      InvalidResponseError,
+    );
   });
 });

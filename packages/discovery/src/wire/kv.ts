@@ -30,10 +30,71 @@ export function parseBody(res: ConsulResponse, what: string): unknown {
   }
 }
 
+const UINT64_MAX = (1n << 64n) - 1n;
+
+function uint64(value: unknown): bigint | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : undefined;
+  if (typeof value === 'string' && /^\d{1,20}$/.test(value)) {
+    const n = BigInt(value);
+    return n <= UINT64_MAX ? n : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * A wire entry checked by hand: the hot path for big recursive answers, where
+ * zod would cost more than the rest of the read. It reuses `previous` (the
+ * same key's entry from the last answer) when the key was not written since,
+ * so unchanged keys keep their objects. undefined: not a valid entry.
+ */
+function fastEntry(value: unknown, previous: KvEntry | undefined): KvEntry | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  const { Key: key, Value: raw, Session: session } = o;
+  if (typeof key !== 'string') return undefined;
+  if (raw !== undefined && raw !== null && typeof raw !== 'string') return undefined;
+  if (session !== undefined && typeof session !== 'string') return undefined;
+  const modifyIndex = uint64(o.ModifyIndex);
+  const lockIndex = uint64(o.LockIndex);
+  const createIndex = uint64(o.CreateIndex);
+  const flags = uint64(o.Flags);
+  if (
+    modifyIndex === undefined ||
+    lockIndex === undefined ||
+    createIndex === undefined ||
+    flags === undefined
+  ) {
+    return undefined;
+  }
+  const holder = session ? session : null;
+  if (
+    previous &&
+    previous.modifyIndex === modifyIndex &&
+    previous.lockIndex === lockIndex &&
+    previous.session === holder &&
+    previous.valueBase64 === (raw ?? null)
+  ) {
+    return previous;
+  }
+  return { key, valueBase64: raw ?? null, session: holder, flags, lockIndex, createIndex, modifyIndex };
+}
+
 /** The entries of a 2xx KV answer, validated; throws typed errors for anything else. */
-function readEntries(res: ConsulResponse): KvEntry[] {
+function readEntries(res: ConsulResponse, previous?: ReadonlyMap<string, KvEntry>): KvEntry[] {
   assertStatus(res);
-  const parsed = KvGetWireSchema.safeParse(parseBody(res, 'KV answer'));
+  const body = parseBody(res, 'KV answer');
+  if (Array.isArray(body)) {
+    const entries: KvEntry[] = [];
+    for (const item of body as unknown[]) {
+      const key = (item as { Key?: unknown } | null)?.Key;
+      const entry = fastEntry(item, typeof key === 'string' ? previous?.get(key) : undefined);
+      if (!entry) break;
+      entries.push(entry);
+    }
+    if (entries.length === body.length) return entries;
+  }
+  // Something is off: let zod say what.
+  const parsed = KvGetWireSchema.safeParse(body);
   if (!parsed.success) {
     throw new InvalidResponseError(
       `KV answer is not a list of KV entries: ${parsed.error.issues[0]?.message ?? ''}`,
@@ -59,12 +120,22 @@ export function readKvResponse(res: ConsulResponse, key: string): KvRead {
   return { kind: 'entry', entry };
 }
 
-/** Interprets a recursive answer (`?recurse`) for a prefix: 404 is "no keys". */
-export function readKvListResponse(res: ConsulResponse, prefix: string): KvEntry[] {
-  if (res.status === 404) return [];
-  const entries = readEntries(res);
-  if (entries.some((e) => !e.key.startsWith(prefix))) {
-    throw new InvalidResponseError(`KV answer holds keys outside the prefix ${JSON.stringify(prefix)}`);
+/**
+ * Interprets a recursive answer (`?recurse`) for a prefix: 404 is "no keys".
+ * Entries of keys not written since `previous` are `previous`'s objects.
+ */
+export function readKvListResponse(
+  res: ConsulResponse,
+  prefix: string,
+  previous?: ReadonlyMap<string, KvEntry>,
+): ReadonlyMap<string, KvEntry> {
+  if (res.status === 404) return new Map();
+  const entries = new Map<string, KvEntry>();
+  for (const entry of readEntries(res, previous)) {
+    if (!entry.key.startsWith(prefix)) {
+      throw new InvalidResponseError(`KV answer holds keys outside the prefix ${JSON.stringify(prefix)}`);
+    }
+    entries.set(entry.key, entry);
   }
   return entries;
 }

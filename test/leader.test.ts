@@ -336,6 +336,39 @@ describe('sharing and teardown', () => {
   });
 });
 
+describe('follow()', () => {
+  it('gives the leader synchronously, resolves ready() with the first answer, and stops on close()', async () => {
+    const key = uniqueKey();
+    const s = await createSession(consul, { name: 'followed' });
+    await acquire(consul, key, s, descriptor('f1'));
+    const handle = discovery.follow(key, { schema: Node });
+    expect(handle.current).toBeNull(); // nothing read yet
+    const first = await handle.ready();
+    expect(first?.node.host).toBe('f1');
+    expect(handle.current).toBe(first); // the same object: a field read
+    const changes = record(handle.changes);
+    expect(changes.values.map((v) => v?.node.host)).toEqual(['f1']); // replays the current value
+    await acquire(consul, key, s, descriptor('f2'));
+    await changes.next((v) => v?.node.host === 'f2');
+    expect(handle.current?.node.host).toBe('f2');
+    handle.close();
+    await acquire(consul, key, s, descriptor('f3'));
+    await changes.next((v) => v?.node.host === 'f3');
+    expect(handle.current?.node.host).toBe('f2'); // closed: no longer updated
+    await expect(handle.ready()).resolves.toBe(handle.current);
+    changes.unsubscribe();
+  });
+
+  it('rejects ready() with DISCOVERY_CLOSED when closed before any answer', async () => {
+    const dead = createLeaderDiscovery({ consul: { host: agent.host, port: 1 } });
+    const handle = dead.follow('k');
+    const ready = handle.ready();
+    handle.close();
+    await expect(ready).rejects.toMatchObject({ code: 'DISCOVERY_CLOSED' });
+    dead.close();
+  });
+});
+
 describe('state shapes', () => {
   it('exposes Consul read metadata on settled states', async () => {
     const key = uniqueKey();

@@ -34,6 +34,7 @@ import { followKey } from './leader/follow-key.js';
 import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
 import { type PrefixStates, leaderOf, leadersOf } from './leader/leader-of.js';
 import { type PrefixEvent, followPrefix } from './leader/follow-prefix.js';
+import { type LeaderHandle, followHandle } from './leader/follow-handle.js';
 import type { CoalesceOptions } from './leader/coalesce.js';
 import { DEFAULT_COALESCE, KeyGroups, keyEventFromPrefix } from './leader/coalesce.js';
 import { sameKeyEvent } from './leader/key-snapshot.js';
@@ -69,6 +70,12 @@ export interface LeaderDiscovery {
    * value and retries (`watch()` shows why), unless `nullWhenUnreachableFor` says otherwise.
    */
   leader<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null>;
+  /**
+   * A handle on the leader of `key` for hot paths: `current` is read
+   * synchronously, `ready()` resolves with the first answer, `changes` is
+   * `leader()`. Close it when done.
+   */
+  follow<T = unknown>(key: string, options?: LeaderOptions<T>): LeaderHandle<T>;
   /** The full state of `key`, live: `leader`, `vacant`, `invalid` or `unreachable`. */
   watch<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>>;
   /**
@@ -284,5 +291,8 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     for (const client of setup.owned) client.destroy();
   };
 
-  return { leader, watch, current, leaders, watchLeaders, close };
+  const follow = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
+    followHandle(leader(key, options));
+
+  return { leader, follow, watch, current, leaders, watchLeaders, close };
 }

@@ -8,6 +8,7 @@ export type {
   LeaderOptions,
 } from './config/options.js';
 export type { DecodeOption } from './leader/decode.js';
+export type { LeaderHandle } from './leader/follow-handle.js';
 export type { RetryPolicy } from './watch/retry-policy.js';
 export type { IdleWakeupLimit } from './watch/blocking-query.js';
 export {

@@ -4,7 +4,10 @@ import type { Leader } from '@consul-leader/types';
 import { DiscoveryClosedError } from '../errors.js';
 
 export interface LeaderHandle<T> {
-  /** The leader right now, or null: a field read, no allocation, no I/O. */
+  /**
+   * The leader right now, or null: a field read, no allocation, no I/O. Null
+   * once the handle or its discovery is closed: nothing follows the key then.
+   */
   readonly current: Leader<T> | null;
   /** Resolves with the first answer from Consul (at once if it is already in). */
   ready(): Promise<Leader<T> | null>;
@@ -25,6 +28,7 @@ export function followHandle<T>(leader$: Observable<Leader<T> | null>): LeaderHa
       for (const w of waiting.splice(0)) w.resolve(value);
     },
     complete() {
+      current = null;
       for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
     },
   });
@@ -40,6 +44,7 @@ export function followHandle<T>(leader$: Observable<Leader<T> | null>): LeaderHa
     changes: leader$,
     close() {
       subscription.unsubscribe();
+      current = null;
       for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
     },
   };

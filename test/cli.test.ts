@@ -2,16 +2,28 @@
  * The `consul-leader` CLI, as built (`node packages/discovery/dist/cli/main.js`),
  * against a real Consul dev agent.
  */
-import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type Consul from 'consul';
+import type { ErrorInfo, LeaderState, SettledLeaderState } from '@consul-leader/types';
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { acquire, consulClient, createSession, release } from './support/contender.js';
-import { parseCliArgs } from '../packages/discovery/src/cli/args.js';
+import { acquire, consulClient, createSession, put, release } from './support/contender.js';
+import { helpText, parseCliArgs } from '../packages/discovery/src/cli/args.js';
 import { stateJsonLine, stateLine } from '../packages/discovery/src/cli/format.js';
+import { PrefixView } from '../packages/discovery/src/cli/prefix-view.js';
+import {
+  type TableRow,
+  cutVisible,
+  formatAge,
+  renderTable,
+  renderWatchScreen,
+} from '../packages/discovery/src/cli/table.js';
+
+type State = LeaderState<unknown, ErrorInfo>;
+type Settled = SettledLeaderState<unknown, ErrorInfo>;
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'packages', 'discovery', 'dist', 'cli', 'main.js');
@@ -46,11 +58,20 @@ class WatchProcess {
   private buffered = '';
   private readonly lines: string[] = [];
   private stderr = '';
+  /** Everything written to stdout so far. */
+  raw = '';
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv()) {
-    this.child = spawn(process.execPath, [CLI, ...args], { env });
+  /** `command`: what runs the CLI (default: `node <cli>`); `args` follow it. */
+  constructor(
+    args: readonly string[],
+    env: NodeJS.ProcessEnv = cleanEnv(),
+    command: readonly string[] = [process.execPath, CLI],
+  ) {
+    const [file, ...first] = command as [string, ...string[]];
+    this.child = spawn(file, [...first, ...args], { env });
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      this.raw += chunk;
       this.buffered += chunk;
       const parts = this.buffered.split('\n');
       this.buffered = parts.pop() ?? '';
@@ -79,6 +100,36 @@ class WatchProcess {
 
   async nextJson(): Promise<Record<string, unknown>> {
     return JSON.parse(await this.nextLine()) as Record<string, unknown>;
+  }
+
+  /** Waits until stdout so far satisfies `check` (a deadline, not an assertion on timing). */
+  async until(what: string, check: (raw: string) => boolean, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check(this.raw)) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `not seen within ${timeoutMs} ms: ${what}; stdout: ${JSON.stringify(this.raw.slice(-2000))}`,
+        );
+      }
+      if (this.child.exitCode !== null) throw new Error(`exited early; stderr: ${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** What it wrote on stderr so far. */
+  get errors(): string {
+    return this.stderr;
+  }
+
+  /** The stdout lines received and not read yet (waits `settleMs` for more first). */
+  async pending(settleMs = 500): Promise<string[]> {
+    await new Promise((r) => setTimeout(r, settleMs));
+    return this.lines.splice(0);
+  }
+
+  /** Its exit, without a signal sent. */
+  exit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.exited;
   }
 
   async stop(
@@ -276,6 +327,240 @@ describe('consul-leader CLI', () => {
     });
   });
 
+  const uniquePrefix = (name: string): string => `${uniqueKey(name)}/`;
+  /** The rows of a table printed without a terminal, split on the two-space gaps. */
+  const rowsOf = (stdout: string): string[][] =>
+    stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.split(/ {2,}/));
+
+  describe('list', () => {
+    /** Two held keys, a vacant one and one holding an invalid value. */
+    const fleet = async (prefix: string): Promise<{ a: string; b: string }> => {
+      const a = await takeLead(`${prefix}a/leader`, JSON.stringify({ host: 'a', port: 1 }), 'fleet-a');
+      const b = await takeLead(`${prefix}b/leader`, JSON.stringify({ host: 'b', port: 2 }), 'fleet-b');
+      await put(client, `${prefix}c/leader`, '');
+      expect(await acquire(client, `${prefix}d/leader`, b, 'not json')).toBe(true);
+      return { a, b };
+    };
+
+    it('prints one row per key, sorted, with the leader, its Consul node and session', async () => {
+      const prefix = uniquePrefix('list');
+      const { a, b } = await fleet(prefix);
+      const res = await runCli(['list', prefix], env);
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(0);
+      expect(res.stdout).not.toContain('\u001b[');
+      const rows = rowsOf(res.stdout);
+      expect(rows[0]).toEqual(['KEY', 'STATE', 'LEADER', 'CONSUL NODE', 'SESSION']);
+      // Not a terminal: values in full, columns aligned.
+      const node = (rows[1] as string[])[3] as string;
+      expect(node).toMatch(/^\S+$/);
+      expect(rows.slice(1)).toEqual([
+        [`${prefix}a/leader`, 'leader', '{"host":"a","port":1}', node, a.slice(0, 8)],
+        [`${prefix}b/leader`, 'leader', '{"host":"b","port":2}', node, b.slice(0, 8)],
+        [`${prefix}c/leader`, 'vacant', '(no-session)', '-', '-'],
+        [
+          `${prefix}d/leader`,
+          'invalid',
+          expect.stringMatching(/^raw="not json" \(value cannot be decoded: /),
+          node,
+          b.slice(0, 8),
+        ],
+      ]);
+      const lines = res.stdout.trimEnd().split('\n');
+      const stateColumn = (lines[0] as string).indexOf('STATE');
+      for (const line of lines) expect(line.slice(stateColumn)).toMatch(/^(STATE|leader|vacant|invalid)/);
+    });
+
+    it('--json prints a JSON array of the states, bigints as strings, errors as { code, message }', async () => {
+      const prefix = uniquePrefix('list-json');
+      const { a, b } = await fleet(prefix);
+      const res = await runCli(['list', prefix, '--json'], env);
+      expect(res.code).toBe(0);
+      expect(res.stdout.trim().split('\n')).toHaveLength(1);
+      const states = JSON.parse(res.stdout) as Record<string, unknown>[];
+      expect(states.map((s) => [s.key, s.status])).toEqual([
+        [`${prefix}a/leader`, 'leader'],
+        [`${prefix}b/leader`, 'leader'],
+        [`${prefix}c/leader`, 'vacant'],
+        [`${prefix}d/leader`, 'invalid'],
+      ]);
+      expect(states[0]).toMatchObject({
+        leader: { node: { host: 'a', port: 1 }, lockIndex: '1', session: { id: a, name: 'fleet-a' } },
+        consul: { index: expect.stringMatching(/^\d+$/), knownLeader: true },
+      });
+      expect(states[1]).toMatchObject({ leader: { session: { id: b } } });
+      expect(states[2]).toMatchObject({ reason: 'no-session' });
+      expect(states[3]).toMatchObject({
+        raw: 'not json',
+        session: { id: b },
+        entry: { lockIndex: '1', modifyIndex: expect.stringMatching(/^\d+$/) },
+        error: { code: 'INVALID_DESCRIPTOR', message: expect.stringContaining('cannot be decoded') },
+      });
+      expect(Object.keys(states[3]?.error as object).sort()).toEqual(['code', 'message']);
+    });
+
+    it('--decode text reads every value as text', async () => {
+      const prefix = uniquePrefix('list-text');
+      await takeLead(`${prefix}x`, 'db-1.internal:5432');
+      const res = await runCli(['list', prefix, '--json', '--decode', 'text'], env);
+      expect(res.code).toBe(0);
+      expect(JSON.parse(res.stdout)).toMatchObject([
+        { status: 'leader', leader: { node: 'db-1.internal:5432' } },
+      ]);
+    });
+
+    it('exits 0 with an empty table, or [], on a prefix without keys', async () => {
+      const prefix = uniquePrefix('list-empty');
+      const table = await runCli(['list', prefix], env);
+      expect(table).toEqual({ code: 0, stdout: 'KEY  STATE  LEADER  CONSUL NODE  SESSION\n', stderr: '' });
+      const json = await runCli(['list', prefix, '--json'], env);
+      expect(json).toEqual({ code: 0, stdout: '[]\n', stderr: '' });
+    });
+
+    it('exits 1 with CONSUL_UNREACHABLE on stderr when --addr points at a closed port', async () => {
+      for (const extra of [[], ['--json']]) {
+        const res = await runCli(
+          ['list', uniquePrefix('list-closed'), '--addr', `${agent.host}:1`, ...extra],
+          env,
+        );
+        expect(res.code).toBe(1);
+        expect(res.stdout).toBe('');
+        expect(res.stderr).toMatch(/^consul-leader: CONSUL_UNREACHABLE: .*refused/);
+      }
+    });
+  });
+
+  describe('watch --prefix', () => {
+    it('--json prints a line per key, then a line per change; SIGINT exits 0', async () => {
+      const prefix = uniquePrefix('watch-prefix');
+      const a = await takeLead(`${prefix}a/leader`, JSON.stringify({ host: 'a' }), 'prefix-a');
+      await put(client, `${prefix}b/leader`, '');
+      const watch = new WatchProcess(['watch', '--prefix', prefix, '--json'], env);
+      watches.push(watch);
+
+      const first = await watch.nextJson();
+      const second = await watch.nextJson();
+      expect(first).toMatchObject({
+        status: 'leader',
+        key: `${prefix}a/leader`,
+        leader: { session: { id: a } },
+      });
+      expect(second).toMatchObject({ status: 'vacant', key: `${prefix}b/leader`, reason: 'no-session' });
+      expect(new Date(first.time as string).toISOString()).toBe(first.time);
+      expect((first.leader as { lockIndex: unknown }).lockIndex).toBe('1');
+
+      // One key changes: one line, for that key only.
+      const b = await takeLead(`${prefix}b/leader`, JSON.stringify({ host: 'b' }), 'prefix-b');
+      expect(await watch.nextJson()).toMatchObject({
+        status: 'leader',
+        key: `${prefix}b/leader`,
+        leader: { node: { host: 'b' }, session: { id: b, name: 'prefix-b' } },
+      });
+      // A key deleted while watched: vacant (key-missing), as `watch <key>` says it.
+      await client.kv.del(`${prefix}a/leader`);
+      expect(await watch.nextJson()).toMatchObject({
+        status: 'vacant',
+        key: `${prefix}a/leader`,
+        reason: 'key-missing',
+        consul: { index: expect.stringMatching(/^\d+$/) },
+      });
+      // A new key.
+      await put(client, `${prefix}c/leader`, '');
+      expect(await watch.nextJson()).toMatchObject({ status: 'vacant', key: `${prefix}c/leader` });
+      expect(await watch.pending()).toEqual([]);
+
+      expect(await watch.stop('SIGINT')).toEqual({ code: 0, signal: null });
+      expect(watch.errors).toBe('');
+    });
+
+    it('without a terminal prints the lines of watch <key>, one per changed key; SIGTERM exits 0', async () => {
+      const prefix = uniquePrefix('watch-prefix-plain');
+      const a = await takeLead(`${prefix}a`, JSON.stringify({ host: 'a', port: 1 }));
+      await put(client, `${prefix}b`, '');
+      const watch = new WatchProcess(['watch', '--prefix', prefix], env);
+      watches.push(watch);
+      expect(await watch.nextLine()).toMatch(
+        new RegExp(`^\\S+Z leader  ${prefix}a  \\{"host":"a","port":1\\}  session=${a} node=\\S+$`),
+      );
+      expect(await watch.nextLine()).toMatch(new RegExp(`^\\S+Z vacant  ${prefix}b  reason=no-session$`));
+      await takeLead(`${prefix}b`, 'not json');
+      const invalid = await watch.nextLine();
+      expect(invalid).toMatch(new RegExp(`^\\S+Z invalid  ${prefix}b  INVALID_DESCRIPTOR: `));
+      expect(await watch.pending()).toEqual([]);
+      expect(watch.raw).not.toContain('\u001b[');
+      expect(await watch.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    });
+
+    it('says on stderr that Consul cannot be read when no key is known, and exits 0 on SIGINT', async () => {
+      const watch = new WatchProcess([
+        'watch',
+        '--prefix',
+        uniquePrefix('down'),
+        '--addr',
+        `${agent.host}:1`,
+      ]);
+      watches.push(watch);
+      const deadline = Date.now() + 20_000;
+      while (!watch.errors.includes('CONSUL_UNREACHABLE') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(watch.errors).toMatch(/^consul-leader: CONSUL_UNREACHABLE: .*\(no key known under "cli-test\//);
+      expect(await watch.stop('SIGINT')).toEqual({ code: 0, signal: null });
+      expect(watch.raw).toBe('');
+      // Said once, not at every retry.
+      expect(watch.errors.trim().split('\n')).toHaveLength(1);
+    });
+
+    const hasScript = ((): boolean => {
+      try {
+        execFileSync('script', ['--version'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+
+    it.skipIf(!hasScript)(
+      'on a terminal, draws a table in place, redraws it on a change, and restores the screen on Ctrl-C',
+      async () => {
+        const prefix = uniquePrefix('tty');
+        await takeLead(`${prefix}a`, JSON.stringify({ host: 'tty-a' }));
+        await put(client, `${prefix}b`, '');
+        // util-linux `script` runs the CLI on a pseudo-terminal; Ctrl-C written to it is a SIGINT.
+        const shell = `stty cols 120 rows 20; exec "${process.execPath}" "${CLI}" watch --prefix "${prefix}"`;
+        const colourEnv = { ...env, NO_COLOR: '' };
+        const watch = new WatchProcess([shell, '/dev/null'], colourEnv, ['script', '-qec']);
+        watches.push(watch);
+        await watch.until('the first table', (raw) => raw.includes(`${prefix}b`));
+        expect(watch.raw.startsWith('\u001b[?1049h')).toBe(true); // the alternate screen
+        expect(watch.raw).toContain('\u001b[H'); // drawn from the top-left corner
+        expect(watch.raw).toContain('KEY');
+        expect(watch.raw).toContain('SINCE');
+        expect(watch.raw).toContain('\u001b[32mleader\u001b[0m');
+        expect(watch.raw).toContain('\u001b[33mvacant\u001b[0m');
+        expect(watch.raw).toMatch(/Consul: ok {2}\| {2}2 keys: 1 leader, 1 vacant/);
+
+        await takeLead(`${prefix}b`, JSON.stringify({ host: 'tty-b' }));
+        await watch.until('the redrawn table', (raw) => raw.includes('{"host":"tty-b"}'));
+        expect(watch.raw).toMatch(/2 keys: 2 leader/);
+        // Every line of a frame fits the 120 columns.
+        const frame = watch.raw.slice(watch.raw.lastIndexOf('\u001b[H'));
+        // eslint-disable-next-line no-control-regex
+        const escapes = /\u001b\[[0-9;?]*[A-Za-z]/g;
+        for (const line of frame.replace(escapes, '').split(/\r?\n/)) {
+          expect(Array.from(line).length).toBeLessThanOrEqual(120);
+        }
+
+        watch.child.stdin.write('\u0003');
+        expect(await watch.exit()).toEqual({ code: 0, signal: null });
+        expect(watch.raw.trimEnd().endsWith('\u001b[?25h\u001b[?1049l')).toBe(true); // the screen restored
+      },
+    );
+  });
+
   describe('usage', () => {
     it.each([
       [[]],
@@ -288,6 +573,15 @@ describe('consul-leader CLI', () => {
       [['get', 'k', '--decode', 'yaml']],
       [['watch', 'k', '--addr']],
       [['get', 'k', '--json=yes']],
+      [['list']],
+      [['list', '']],
+      [['list', 'p/', 'extra']],
+      [['list', 'p/', '--prefix', 'q/']],
+      [['get', 'k', '--prefix', 'p/']],
+      [['watch', 'k', '--prefix', 'p/']],
+      [['watch', '--prefix']],
+      [['watch', '--prefix', '']],
+      [['watch', '--prefix', 'p/', '--decode', 'yaml']],
     ])('%j exits 2 with the usage on stderr', async (args) => {
       const res = await runCli(args, env);
       expect(res.code).toBe(2);
@@ -296,15 +590,63 @@ describe('consul-leader CLI', () => {
       expect(res.stderr).toContain('consul-leader watch <key>');
     });
 
-    it.each([[['--help']], [['-h']], [['get', '--help']], [['watch', 'k', '-h']]])(
-      '%j prints the usage with the exit codes and exits 0',
-      async (args) => {
+    it.each([
+      [['--help']],
+      [['-h']],
+      [['get', '--help']],
+      [['watch', 'k', '-h']],
+      [['list', '--help']],
+      [['watch', '--help']],
+      [['watch', '--prefix', 'p/', '-h']],
+      [['list', 'p/', '-h']],
+    ])('%j prints the usage with the exit codes and exits 0', async (args) => {
+      const res = await runCli(args, env);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toContain('Usage:');
+      for (const code of ['0', '1', '2', '3']) expect(res.stdout).toMatch(new RegExp(`^  ${code}  `, 'm'));
+    });
+
+    it('the usage names every command; each command has its own help', async () => {
+      const usage = await runCli(['--help'], env);
+      expect(usage.stdout).toContain('consul-leader list <prefix>');
+      expect(usage.stdout).toContain('consul-leader watch --prefix <prefix>');
+      const list = await runCli(['list', '--help'], env);
+      expect(list.stdout).toMatch(/^Usage: consul-leader list <prefix> \[options\]$/m);
+      for (const column of ['KEY', 'STATE', 'LEADER', 'CONSUL NODE', 'SESSION']) {
+        expect(list.stdout).toMatch(new RegExp(`^  ${column} `, 'm'));
+      }
+      expect(list.stdout).toContain('--addr <addr>');
+      const watch = await runCli(['watch', '--help'], env);
+      expect(watch.stdout).toContain('consul-leader watch --prefix <prefix> [options]');
+      expect(watch.stdout).toMatch(/^ {2}SINCE /m);
+      expect((await runCli(['get', '-h'], env)).stdout).toContain('Usage: consul-leader get <key>');
+      expect(helpText('list')).toBe(list.stdout);
+    });
+
+    it('a prefix the SDK refuses exits 2', async () => {
+      for (const args of [
+        ['list', '/x/'],
+        ['watch', '--prefix', '/x/'],
+      ]) {
         const res = await runCli(args, env);
-        expect(res.code).toBe(0);
-        expect(res.stdout).toContain('Usage:');
-        for (const code of ['0', '1', '2', '3']) expect(res.stdout).toMatch(new RegExp(`^  ${code}  `, 'm'));
-      },
-    );
+        expect(res.code).toBe(2);
+        expect(res.stderr).toContain('INVALID_OPTION');
+      }
+    });
+
+    it('parses list <prefix> and watch --prefix <prefix>', () => {
+      expect(parseCliArgs(['list', 'svc/', '--json'])).toEqual({
+        kind: 'run',
+        options: { command: 'list', key: 'svc/', prefix: true, json: true },
+      });
+      expect(parseCliArgs(['watch', '--prefix', 'svc/', '--dc', 'dc2'])).toEqual({
+        kind: 'run',
+        options: { command: 'watch', key: 'svc/', prefix: true, json: false, dc: 'dc2' },
+      });
+      expect(parseCliArgs(['watch', 'svc/k'])).toMatchObject({ options: { key: 'svc/k', prefix: false } });
+      expect(parseCliArgs(['list', '--help'])).toEqual({ kind: 'help', command: 'list' });
+      expect(parseCliArgs(['--help'])).toEqual({ kind: 'help' });
+    });
 
     it('a key the SDK refuses and an invalid --addr exit 2', async () => {
       const slash = await runCli(['get', '/leading-slash'], env);
@@ -373,6 +715,23 @@ describe('consul-leader CLI with ACLs (default deny)', () => {
     expect(withEnv.stdout + withEnv.stderr).not.toContain(MASTER);
   });
 
+  it('list without a token exits 1 with PERMISSION_DENIED, not an empty table; with one it lists', async () => {
+    const prefix = KEY.slice(0, KEY.lastIndexOf('/') + 1);
+    const denied = await runCli(['list', prefix], cleanEnv({ CONSUL_HTTP_ADDR: agent.address }));
+    expect(denied.code).toBe(1);
+    expect(denied.stdout).toBe('');
+    expect(denied.stderr).toContain('PERMISSION_DENIED');
+    const allowed = await runCli(
+      ['list', prefix, '--json', '--token', MASTER],
+      cleanEnv({ CONSUL_HTTP_ADDR: agent.address }),
+    );
+    expect(allowed.code).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toMatchObject([
+      { key: KEY, status: 'leader', leader: { node: { host: 'acl-host' } } },
+    ]);
+    expect(allowed.stdout + allowed.stderr).not.toContain(MASTER);
+  });
+
   it('--token overrides CONSUL_HTTP_TOKEN', async () => {
     const wrong = 'not-a-real-token-5e1f';
     const res = await runCli(
@@ -430,6 +789,241 @@ describe('consul-leader CLI formatting', () => {
       expect(down).toBe(
         '2026-11-24T23:50:01.123Z unreachable  k  CONSUL_UNREACHABLE: refused  attempt=3 retry-in=2000ms last-known=none',
       );
+    });
+  });
+
+  describe('table (pure)', () => {
+    const now = new Date('2026-11-24T23:50:01.123Z');
+    const consul = { index: 42n, lastContactMs: 0, knownLeader: true };
+    const session = {
+      id: '8c1e2f3a-1111-4000-8000-000000000001',
+      name: 'db',
+      node: 'db-host-1',
+      checks: ['serfHealth'],
+      behavior: 'release',
+      ttl: '',
+      ttlMs: null,
+      lockDelayMs: 15_000,
+      createIndex: 5n,
+      modifyIndex: 5n,
+    } as const;
+    const leader = (key: string, node: unknown, meta = consul): State => ({
+      status: 'leader',
+      key,
+      leader: { key, node, session, lockIndex: 1n, modifyIndex: 9n, createIndex: 9n, flags: 0n },
+      consul: meta,
+    });
+    const vacant = (key: string, meta = consul): State => ({
+      status: 'vacant',
+      key,
+      reason: 'no-session',
+      consul: meta,
+    });
+    const invalid: State = {
+      status: 'invalid',
+      key: 'svc/c',
+      entry: { key: 'svc/c', lockIndex: 1n, modifyIndex: 10n, createIndex: 10n, flags: 0n },
+      session,
+      raw: 'not json',
+      error: { code: 'INVALID_DESCRIPTOR', message: 'value cannot be decoded: bad' },
+      issues: [],
+      consul,
+    };
+    const rows: TableRow[] = [
+      { state: leader('svc/a', { host: 'db-1', port: 5432 }) },
+      { state: vacant('svc/b') },
+      { state: invalid },
+    ];
+
+    it('without a width: values in full, columns aligned, no trailing spaces', () => {
+      expect(renderTable(rows, { now })).toEqual([
+        'KEY    STATE    LEADER                                         CONSUL NODE  SESSION',
+        'svc/a  leader   {"host":"db-1","port":5432}                    db-host-1    8c1e2f3a',
+        'svc/b  vacant   (no-session)                                   -            -',
+        'svc/c  invalid  raw="not json" (value cannot be decoded: bad)  db-host-1    8c1e2f3a',
+      ]);
+      expect(renderTable([], { now })).toEqual(['KEY  STATE  LEADER  CONSUL NODE  SESSION']);
+    });
+
+    it('with a width: the descriptor, then the start of the key, give up cells; no line is wider', () => {
+      const long = [
+        { state: leader('service/eu-west-1/payments/db/leader', { host: 'x'.repeat(80) }) },
+        ...rows,
+      ];
+      for (const width of [100, 80, 60, 40]) {
+        const lines = renderTable(long, { now, width });
+        for (const line of lines) expect(Array.from(line).length).toBeLessThanOrEqual(width);
+      }
+      const [header, first] = renderTable(long, { now, width: 100 });
+      expect(header).toMatch(/^KEY +STATE +LEADER +CONSUL NODE {2}SESSION$/);
+      expect(first).toMatch(
+        /^service\/eu-west-1\/payments\/db\/leader {2}leader {3}\{"host":"x+… {2}db-host-1 {4}8c1e2f3a$/,
+      );
+      expect(Array.from(first as string)).toHaveLength(100);
+      const narrow = renderTable(long, { now, width: 60 })[1] as string;
+      expect(narrow).toMatch(/^…\S*\/db\/leader {2}leader {2}/); // the end of the key stays
+    });
+
+    it('colours only the state, outside the padding; control characters are escaped', () => {
+      const [, row] = renderTable([{ state: vacant('k\u001b[2J') }], { now, colour: true });
+      expect(row).toBe('k\\u001b[2J  \u001b[33mvacant\u001b[0m  (no-session)  -            -');
+    });
+
+    it('SINCE: the age of the last change, ">" when unchanged since the watch started', () => {
+      const lines = renderTable(
+        [
+          { state: vacant('a'), since: new Date(now.getTime() - 65_000), sinceAtLeast: true },
+          { state: vacant('b'), since: new Date(now.getTime() - 12_400) },
+        ],
+        { now, since: true },
+      );
+      expect(lines.map((line) => line.split(/ {2,}/).at(-1))).toEqual(['SINCE', '>1m05s', '12s']);
+    });
+
+    it('formatAge and cutVisible', () => {
+      expect([0, 59_999, 65_000, 3_780_000, 2 * 86_400_000 + 4 * 3_600_000].map(formatAge)).toEqual([
+        '0s',
+        '59s',
+        '1m05s',
+        '1h03m',
+        '2d04h',
+      ]);
+      expect(cutVisible('abcdef', 6)).toBe('abcdef');
+      expect(cutVisible('abcdef', 4)).toBe('abc…');
+      expect(cutVisible('ab\u001b[31mcdef\u001b[0m', 4)).toBe('ab\u001b[31mc…\u001b[0m');
+    });
+
+    it('the live view: Consul status, the table, cut to the height with how many keys are hidden', () => {
+      const many = Array.from({ length: 10 }, (_, i) => ({ state: vacant(`svc/${i}`), since: now }));
+      const lines = renderWatchScreen('svc/', { kind: 'ok', meta: consul }, many, {
+        now,
+        width: 100,
+        height: 8,
+      });
+      expect(lines).toHaveLength(8);
+      expect(lines[0]).toBe('consul-leader watch --prefix svc/  2026-11-24T23:50:01.123Z  (Ctrl-C to quit)');
+      expect(lines[1]).toBe('Consul: ok  |  10 keys: 10 vacant');
+      expect(lines[3]).toMatch(/^KEY +STATE/);
+      expect(lines.slice(4, 7).map((line) => line.split(' ')[0])).toEqual(['svc/0', 'svc/1', 'svc/2']);
+      expect(lines[7]).toBe('… 7 more keys (a taller terminal, or --json, shows all)');
+
+      const down = renderWatchScreen(
+        'svc/',
+        {
+          kind: 'unreachable',
+          error: { code: 'CONSUL_UNREACHABLE', message: 'refused' },
+          since: new Date(now.getTime() - 12_000),
+          attempt: 3,
+          retryInMs: 2000,
+        },
+        [],
+        { now, width: 100, height: 30 },
+      );
+      expect(down.slice(1, 3)).toEqual([
+        'Consul: unreachable for 12s (attempt 3, next in 2000 ms)  |  0 keys',
+        '  CONSUL_UNREACHABLE: refused',
+      ]);
+    });
+  });
+
+  describe('PrefixView (pure)', () => {
+    const t = (s: number): Date => new Date(Date.UTC(2026, 10, 24, 23, 50, s));
+    const meta = (index: bigint) => ({ index, lastContactMs: 0, knownLeader: true });
+    const session = (id: string) =>
+      ({
+        id,
+        name: id,
+        node: 'n',
+        checks: [],
+        behavior: 'release',
+        ttl: '',
+        ttlMs: null,
+        lockDelayMs: 0,
+        createIndex: 1n,
+        modifyIndex: 1n,
+      }) as const;
+    const held = (key: string, id: string, index: bigint): Settled => ({
+      status: 'leader',
+      key,
+      leader: {
+        key,
+        node: id,
+        session: session(id),
+        lockIndex: 1n,
+        modifyIndex: index,
+        createIndex: index,
+        flags: 0n,
+      },
+      consul: meta(index),
+    });
+    const free = (key: string, index: bigint): Settled => ({
+      status: 'vacant',
+      key,
+      reason: 'no-session',
+      consul: meta(index),
+    });
+    const map = (...states: State[]): Map<string, State> => new Map(states.map((s) => [s.key, s]));
+    const summary = (states: readonly State[]) => states.map((s) => `${s.key}:${s.status}`);
+
+    it('reports changed keys, deleted keys as key-missing, outages on every key, and when states changed', () => {
+      const view = new PrefixView(t(0));
+      expect(view.status).toEqual({ kind: 'connecting' });
+      const a = held('p/a', 's1', 10n);
+      const b = free('p/b', 11n);
+      expect(summary(view.read(map(b, a), t(1)))).toEqual(['p/a:leader', 'p/b:vacant']);
+      expect(view.status).toEqual({ kind: 'ok', meta: meta(11n) });
+      expect(view.rows().map((r) => [r.state.key, r.since, r.sinceAtLeast])).toEqual([
+        ['p/a', t(0), true],
+        ['p/b', t(0), true],
+      ]);
+      expect(view.read(map(a, b), t(2))).toEqual([]); // nothing new
+
+      const b2 = held('p/b', 's2', 12n);
+      expect(summary(view.read(map(a, b2), t(3)))).toEqual(['p/b:leader']);
+      expect(view.rows()[1]).toMatchObject({ since: t(3), sinceAtLeast: false });
+
+      // p/a deleted: key-missing, with the newest answer's headers the map has.
+      const [missing] = view.read(map(b2), t(4));
+      expect(missing).toEqual({ status: 'vacant', key: 'p/a', reason: 'key-missing', consul: meta(12n) });
+      expect(view.lastReadHadKeys).toBe(true);
+
+      // An outage: the SDK lists the keys it knew; the deleted one is unreachable too.
+      const error = { code: 'CONSUL_UNREACHABLE', message: 'refused' };
+      const down = {
+        status: 'unreachable',
+        key: 'p/b',
+        error,
+        attempt: 2,
+        retryInMs: 500,
+        lastKnown: b2,
+      } as const;
+      const changed = view.outage(map(down), t(5));
+      expect(changed).toEqual([
+        { status: 'unreachable', key: 'p/a', error, attempt: 2, retryInMs: 500, lastKnown: missing },
+        down,
+      ]);
+      expect(view.status).toEqual({ kind: 'unreachable', error, since: t(5), attempt: 2, retryInMs: 500 });
+      expect(view.outage(map({ ...down, attempt: 3 }), t(6))).toHaveLength(2); // every attempt is new
+      expect(view.status).toMatchObject({ since: t(5), attempt: 3 });
+      expect(view.rows()[1]).toMatchObject({ since: t(3) }); // an outage does not change a key's state
+
+      // Back, unchanged: the lines say so, but the keys' SINCE stays.
+      expect(summary(view.read(map(b2), t(7)))).toEqual(['p/a:vacant', 'p/b:leader']);
+      expect(view.rows().map((r) => r.since)).toEqual([t(4), t(3)]);
+
+      // Every key deleted; then an outage the SDK shows as an empty map.
+      expect(summary(view.read(map(), t(8)))).toEqual(['p/b:vacant']);
+      expect(view.lastReadHadKeys).toBe(false);
+      view.outageWithoutKeys(error, t(9));
+      expect(view.status).toEqual({
+        kind: 'unreachable',
+        error,
+        since: t(9),
+        attempt: null,
+        retryInMs: null,
+      });
+      expect(view.read(map(), t(10))).toEqual([]);
+      expect(view.status.kind).toBe('ok');
     });
   });
 });

@@ -7,33 +7,93 @@ export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_NO_LEADER = 3;
 
-export const USAGE = `Usage:
-  consul-leader watch <key> [options]   print every change of the key's leader state until SIGINT/SIGTERM
-  consul-leader get <key> [options]     print the key's current leader once
-
-Options:
+const OPTIONS = `Options:
   --addr <addr>          Consul HTTP API: host:port or http(s)://host:port (default: CONSUL_HTTP_ADDR,
                          else 127.0.0.1:8500); CONSUL_CACERT, CONSUL_CLIENT_CERT, ... still apply
   --token <token>        ACL token (default: CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)
   --dc <dc>              datacenter to read from (default: the agent's)
   --consistency <mode>   default | stale | consistent (default: default)
-  --decode <format>      how the key's value is decoded: json | text (default: json)
-  --json                 one JSON object per line (bigints as decimal strings) instead of text
-  -h, --help             print this help
+  --decode <format>      how the keys' values are decoded: json | text (default: json)
+  --prefix <prefix>      watch: follow every key under the prefix (one recursive query) instead of one key
+  --json                 JSON instead of text (bigints as decimal strings): one object per line
+                         (get, watch), one array (list)
+  -h, --help             print this help (consul-leader <command> --help: help on one command)
+`;
 
-Exit codes:
-  0  get: the key has a leader; watch: stopped by SIGINT/SIGTERM
+const EXIT_CODES = `Exit codes:
+  0  get: the key has a leader; list: Consul was read (even with no key or no leader under the prefix);
+     watch: stopped by SIGINT/SIGTERM
   3  get: the key has no leader (missing, released, session gone, or a value that cannot be decoded)
-  1  error: Consul unreachable, permission denied, unexpected answer
+  1  error: Consul unreachable, permission denied, unexpected answer (printed on stderr with its code)
   2  usage error: unknown command or option, missing key, invalid option or configuration
 `;
 
-export type Command = 'watch' | 'get';
+export const USAGE = `Usage:
+  consul-leader watch <key> [options]            print every change of the key's leader state until SIGINT/SIGTERM
+  consul-leader watch --prefix <prefix> [opts]   follow every leader key under the prefix until SIGINT/SIGTERM
+  consul-leader get <key> [options]              print the key's current leader once
+  consul-leader list <prefix> [options]          print the state of every leader key under the prefix once
+
+${OPTIONS}
+${EXIT_CODES}`;
+
+const tableColumns = (states: string): string => `  KEY          the full key
+  STATE        ${states}
+  LEADER       the leader's descriptor (the key's value, as JSON); else why there is none:
+               (key-missing), (no-session), (session-gone), or raw=<value> (why it is invalid)
+  CONSUL NODE  the Consul node of the session holding the key
+  SESSION      the first 8 characters of that session's id`;
+
+const COMMAND_HELP = {
+  get: `Usage: consul-leader get <key> [options]
+
+Reads the key and its session once (non-blocking) and prints the leader: a line with the time, the
+key, the descriptor, the session id and its Consul node; with --json, the Leader as JSON, or null.
+`,
+  watch: `Usage:
+  consul-leader watch <key> [options]
+  consul-leader watch --prefix <prefix> [options]
+
+Follows the key with Consul blocking queries and prints every change of its state (leader, vacant,
+invalid, unreachable) as a line: the time, the state, the key and the details. With --json, one JSON
+object per line: the LeaderState plus "time". Runs until SIGINT or SIGTERM.
+
+With --prefix, follows every key under the prefix with one recursive blocking query.
+On a terminal: a table redrawn in place (like top), one row per key, sorted by key, under a line
+that says whether Consul answers (and its error while it does not):
+${tableColumns('leader | vacant | invalid | unreachable (then the columns show what was last read)')}
+  SINCE        time since the key's state last changed (">": unchanged since the watch started)
+A key deleted while watched stays, as vacant (key-missing).
+Otherwise (a pipe, a file): one line per key whose state changed, in the format of watch <key>;
+with --json, one JSON object per changed key (the LeaderState plus "time"). An outage while no key
+is known is said on stderr.
+`,
+  list: `Usage: consul-leader list <prefix> [options]
+
+Reads every key under the prefix once (one recursive read, and the sessions holding the keys) and
+prints one row per key, sorted by key:
+${tableColumns('leader | vacant | invalid')}
+On a terminal, the table fits its width (long values are cut with "…"); otherwise values are printed
+in full. With --json, one JSON array of the keys' states (LeaderState: bigints as decimal strings,
+errors as {"code","message","status"?}); [] when the prefix has no key.
+`,
+} as const;
+
+/** The help of one command, or the whole usage. */
+export function helpText(command?: Command): string {
+  return command === undefined ? USAGE : `${COMMAND_HELP[command]}\n${OPTIONS}\n${EXIT_CODES}`;
+}
+
+export type Command = 'watch' | 'get' | 'list';
+const COMMANDS: readonly Command[] = ['watch', 'get', 'list'];
 export type DecodeFormat = 'json' | 'text';
 
 export interface CliOptions {
   readonly command: Command;
+  /** The key (`get`, `watch <key>`) or the prefix (`list`, `watch --prefix`). */
   readonly key: string;
+  /** Whether `key` is a prefix: `list <prefix>`, `watch --prefix <prefix>`. */
+  readonly prefix: boolean;
   readonly addr?: string;
   readonly token?: string;
   readonly dc?: string;
@@ -44,7 +104,7 @@ export interface CliOptions {
 
 export type ParsedArgs =
   | { readonly kind: 'run'; readonly options: CliOptions }
-  | { readonly kind: 'help' }
+  | { readonly kind: 'help'; readonly command?: Command }
   | { readonly kind: 'usage-error'; readonly message: string };
 
 const CONSISTENCIES: readonly Consistency[] = ['default', 'stale', 'consistent'];
@@ -56,6 +116,7 @@ const optionSpec = {
   dc: { type: 'string' },
   consistency: { type: 'string' },
   decode: { type: 'string' },
+  prefix: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -97,15 +158,28 @@ export function parseCliArgs(argv: readonly string[]): ParsedArgs {
     return { kind: 'usage-error', message: redact(message, tokenValues(argv)) };
   }
   const { values, positionals } = parsed;
-  if (values.help) return { kind: 'help' };
+  const [command, target, ...rest] = positionals;
+  const known = command !== undefined && isOneOf(command, COMMANDS);
+  if (values.help) return known ? { kind: 'help', command } : { kind: 'help' };
 
-  const [command, key, ...rest] = positionals;
-  if (command === undefined) return { kind: 'usage-error', message: 'missing command (watch or get)' };
-  if (command !== 'watch' && command !== 'get') {
-    return { kind: 'usage-error', message: `unknown command ${JSON.stringify(command)}` };
-  }
-  if (key === undefined || key === '') return { kind: 'usage-error', message: `${command}: missing <key>` };
+  if (command === undefined) return { kind: 'usage-error', message: 'missing command (watch, get or list)' };
+  if (!known) return { kind: 'usage-error', message: `unknown command ${JSON.stringify(command)}` };
+  const what = command === 'list' ? '<prefix>' : '<key>';
   if (rest.length > 0) return { kind: 'usage-error', message: `${command}: too many arguments` };
+  if (values.prefix !== undefined) {
+    if (command !== 'watch') {
+      const hint = command === 'get' ? ' (list <prefix> reads every key under a prefix)' : ': list <prefix>';
+      return { kind: 'usage-error', message: `${command}: --prefix is an option of watch only${hint}` };
+    }
+    if (target !== undefined) {
+      return { kind: 'usage-error', message: 'watch: give either <key> or --prefix <prefix>, not both' };
+    }
+    if (values.prefix === '') return { kind: 'usage-error', message: '--prefix must not be empty' };
+  } else if (target === undefined || target === '') {
+    const or = command === 'watch' ? ' (or --prefix <prefix>)' : '';
+    return { kind: 'usage-error', message: `${command}: missing ${what}${or}` };
+  }
+  const key = values.prefix ?? (target as string);
 
   for (const name of ['addr', 'token', 'dc'] as const) {
     if (values[name] === '') return { kind: 'usage-error', message: `--${name} must not be empty` };
@@ -123,6 +197,7 @@ export function parseCliArgs(argv: readonly string[]): ParsedArgs {
     options: {
       command,
       key,
+      prefix: command === 'list' || values.prefix !== undefined,
       json: values.json ?? false,
       ...(values.addr === undefined ? {} : { addr: values.addr }),
       ...(values.token === undefined ? {} : { token: values.token }),

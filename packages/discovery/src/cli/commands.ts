@@ -12,6 +12,7 @@ import {
   stateJsonLine,
   stateLine,
 } from './format.js';
+import type { Terminal } from './screen.js';
 
 export interface Output {
   /** Writes one line to stdout. */
@@ -20,6 +21,10 @@ export interface Output {
   readonly err: (line: string) => void;
   /** Whether human lines are coloured. */
   readonly colour: boolean;
+  /** The terminal's width, when stdout is one: tables fit it. Absent: values in full. */
+  readonly width?: number;
+  /** The terminal, when stdout is one: `watch --prefix` draws its live view there. */
+  readonly terminal?: Terminal;
 }
 
 /**

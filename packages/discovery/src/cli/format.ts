@@ -56,7 +56,8 @@ function sessionPart(session: { id: string; node: string }): string {
   return `session=${session.id} node=${printable(session.node)}`;
 }
 
-function errorPart(error: ErrorInfo): string {
+/** `CODE (status): message`, printable. */
+export function errorPart(error: ErrorInfo): string {
   return `${error.code}${error.status === undefined ? '' : ` (${error.status})`}: ${printable(error.message)}`;
 }
 

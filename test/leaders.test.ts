@@ -158,4 +158,41 @@ describe('leaders(prefix)', () => {
     early.unsubscribe();
     late.unsubscribe();
   });
+
+  it('watchPrefix() tells an outage with no known key from an empty prefix', async () => {
+    const prefix = uniquePrefix();
+    const healthy = record(discovery.watchPrefix(prefix));
+    const empty = await healthy.next(() => true);
+    expect(empty.unreachable).toBeNull();
+    expect(empty.states.size).toBe(0);
+    expect(empty.consul?.knownLeader).toBe(true);
+    healthy.unsubscribe();
+
+    const dead = createLeaderDiscovery({
+      consul: { host: agent.host, port: 1 },
+      retry: { initialDelayMs: 100, maxDelayMs: 200 },
+    });
+    const down = record(dead.watchPrefix(prefix));
+    const outage = await down.next(() => true);
+    expect(outage.states.size).toBe(0);
+    expect(outage.unreachable?.error.code).toBe('CONSUL_UNREACHABLE');
+    expect(outage.unreachable?.attempt).toBe(1);
+    expect(outage.consul).toBeNull();
+    down.unsubscribe();
+    dead.close();
+  });
+
+  it('watchPrefix() carries the current read meta while every key is unchanged', async () => {
+    const prefix = uniquePrefix();
+    const s = await createSession(consul);
+    await acquire(consul, `${prefix}a/leader`, s, JSON.stringify({ host: 'a' }));
+    const states = record(discovery.watchPrefix(prefix, { schema: Node }));
+    const first = await states.next((v) => v.states.size === 1);
+    await acquire(consul, `${prefix}b/leader`, s, JSON.stringify({ host: 'b' }));
+    const second = await states.next((v) => v.states.size === 2);
+    expect(second.consul?.index).toBeGreaterThan(first.consul?.index ?? 0n);
+    // The unchanged key keeps its state object (its descriptor is not decoded again).
+    expect(second.states.get(`${prefix}a/leader`)).toBe(first.states.get(`${prefix}a/leader`));
+    states.unsubscribe();
+  });
 });

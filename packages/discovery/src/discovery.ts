@@ -16,6 +16,7 @@ import {
 } from 'rxjs';
 import { z } from 'zod';
 import type {
+  ConsulReadMeta,
   Leader,
   LeaderState as StateWithError,
   SettledLeaderState as SettledWithError,
@@ -32,7 +33,7 @@ import {
 import { DiscoveryClosedError, type LeaderDiscoveryError } from './errors.js';
 import { followKey } from './leader/follow-key.js';
 import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
-import { type PrefixStates, leaderOf, leadersOf } from './leader/leader-of.js';
+import { leaderOf, leadersOf } from './leader/leader-of.js';
 import { type PrefixEvent, followPrefix } from './leader/follow-prefix.js';
 import { type LeaderHandle, followHandle } from './leader/follow-handle.js';
 import type { CoalesceOptions } from './leader/coalesce.js';
@@ -60,6 +61,28 @@ export type LeaderState<T> = StateWithError<T, LeaderDiscoveryError>;
 
 /** A state read from Consul (anything but `unreachable`). */
 export type SettledLeaderState<T> = SettledWithError<T, LeaderDiscoveryError>;
+
+/** Why a prefix cannot be read right now; the SDK retries after `retryInMs`. */
+export interface PrefixOutage {
+  readonly error: LeaderDiscoveryError;
+  /** Failed reads in a row (1 for the first). */
+  readonly attempt: number;
+  readonly retryInMs: number;
+}
+
+/** Every leader key under a prefix, and whether Consul could be read. */
+export interface PrefixState<T> {
+  readonly prefix: string;
+  /**
+   * By full key: the keys under the prefix in Consul's last answer (a deleted
+   * key is absent). While `unreachable`, each is `unreachable` with its `lastKnown`.
+   */
+  readonly states: ReadonlyMap<string, LeaderState<T>>;
+  /** null while Consul answers. */
+  readonly unreachable: PrefixOutage | null;
+  /** The read meta of Consul's last answer for the prefix (null before any). */
+  readonly consul: ConsulReadMeta | null;
+}
 
 export interface LeaderDiscovery {
   /**
@@ -96,6 +119,12 @@ export interface LeaderDiscovery {
     prefix: string,
     options?: LeaderOptions<T>,
   ): Observable<ReadonlyMap<string, LeaderState<T>>>;
+  /**
+   * The full picture of a prefix, live: every key's state, whether Consul
+   * answers (`unreachable`, also when no key is known yet: an empty prefix and
+   * an outage are told apart), and the last answer's `consul` read meta.
+   */
+  watchPrefix<T = unknown>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>>;
   /** One non-blocking read of `key` and its session. Rejects with a typed error when Consul cannot be read. */
   current<T = unknown>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null>;
   /** Stops every stream (they complete), aborts requests in flight, and closes the SDK's sockets. */
@@ -228,38 +257,43 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> =>
     watch(key, options).pipe(leaderOf(nullAfterMs(options)), shareReplay({ bufferSize: 1, refCount: true }));
 
-  const prefixStates = <T>(
-    prefix: string,
-    call: LeaderOptions<T>,
-  ): Observable<PrefixStates<T, LeaderDiscoveryError>> => {
+  const prefixStates = <T>(prefix: string, call: LeaderOptions<T>): Observable<PrefixState<T>> => {
     const toState = stateMapper(descriptorOf(call));
     return prefixStream(scopeOf(prefix, call)).pipe(
-      map((event) => {
+      map((event): PrefixState<T> => {
         const states = new Map<string, LeaderState<T>>();
         if (event.kind === 'snapshot') {
           for (const [key, snapshot] of event.keys) states.set(key, toState(snapshot));
-          return { outage: false, states };
+          return { prefix, states, unreachable: null, consul: event.meta };
         }
         const { error, attempt, retryInMs } = event;
         for (const [key, lastKnown] of event.lastKnown?.keys ?? []) {
           states.set(key, toState({ kind: 'unreachable', key, error, attempt, retryInMs, lastKnown }));
         }
-        return { outage: true, states };
+        return {
+          prefix,
+          states,
+          unreachable: { error, attempt, retryInMs },
+          consul: event.lastKnown?.meta ?? null,
+        };
       }),
     );
+  };
+
+  const watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {
+    const call = parseCallOptions<T>(prefix, options);
+    if (closed) return EMPTY;
+    return prefixStates(prefix, call).pipe(shareReplay({ bufferSize: 1, refCount: true }));
   };
 
   const watchLeaders = <T>(
     prefix: string,
     options?: LeaderOptions<T>,
-  ): Observable<ReadonlyMap<string, LeaderState<T>>> => {
-    const call = parseCallOptions<T>(prefix, options);
-    if (closed) return EMPTY;
-    return prefixStates(prefix, call).pipe(
-      map(({ states }) => states as ReadonlyMap<string, LeaderState<T>>),
+  ): Observable<ReadonlyMap<string, LeaderState<T>>> =>
+    watchPrefix(prefix, options).pipe(
+      map(({ states }) => states),
       shareReplay({ bufferSize: 1, refCount: true }),
     );
-  };
 
   const leaders = <T>(
     prefix: string,
@@ -294,5 +328,5 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const follow = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
     followHandle(leader(key, options));
 
-  return { leader, follow, watch, current, leaders, watchLeaders, close };
+  return { leader, follow, watch, current, leaders, watchLeaders, watchPrefix, close };
 }

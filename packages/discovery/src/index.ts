@@ -1,5 +1,11 @@
 export { createLeaderDiscovery } from './discovery.js';
-export type { LeaderDiscovery, LeaderState, SettledLeaderState } from './discovery.js';
+export type {
+  LeaderDiscovery,
+  LeaderState,
+  SettledLeaderState,
+  PrefixState,
+  PrefixOutage,
+} from './discovery.js';
 export type {
   Consistency,
   ConsulClientOptions,

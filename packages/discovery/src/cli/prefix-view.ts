@@ -41,7 +41,6 @@ export class PrefixView {
   private current: ConsulStatus = { kind: 'connecting' };
   private meta: ConsulReadMeta | null = null;
   private readSeen = false;
-  private lastReadKeys = 0;
 
   /** `started`: when the watch started (the lower bound of SINCE for the keys of the first read). */
   constructor(private readonly started: Date) {}
@@ -53,14 +52,6 @@ export class PrefixView {
   /** The rows, sorted by key. */
   rows(): ViewRow[] {
     return [...this.rowsByKey.values()].sort((a, b) => byKey(a.state, b.state));
-  }
-
-  /**
-   * Whether the SDK's last read had keys. Then an empty map can only be a read
-   * (every key deleted): during an outage the SDK lists the keys it knew, as `unreachable`.
-   */
-  get lastReadHadKeys(): boolean {
-    return this.lastReadKeys > 0;
   }
 
   /**
@@ -81,7 +72,6 @@ export class PrefixView {
     }
     this.meta = meta;
     this.readSeen = true;
-    this.lastReadKeys = states.size;
     this.current = { kind: 'ok', meta };
     return changed.sort(byKey);
   }

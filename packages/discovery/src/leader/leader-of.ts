@@ -52,9 +52,9 @@ export function leaderOf<T, E extends ErrorInfo>(
   });
 }
 
-/** The states of every key under a prefix, and whether Consul could be read. */
-export interface PrefixStates<T, E extends ErrorInfo> {
-  readonly outage: boolean;
+/** What `leadersOf` needs of a prefix's state. */
+interface PrefixStates<T, E extends ErrorInfo> {
+  readonly unreachable: unknown;
   readonly states: ReadonlyMap<string, LeaderState<T, E>>;
 }
 
@@ -72,7 +72,7 @@ export function leadersOf<T, E extends ErrorInfo>(
   emptyAfterMs: number | undefined,
 ): OperatorFunction<PrefixStates<T, E>, ReadonlyMap<string, Leader<T>>> {
   return holdThroughOutage({
-    isOutage: (input: PrefixStates<T, E>) => input.outage,
+    isOutage: (input: PrefixStates<T, E>) => input.unreachable !== null,
     answer: ({ states }) => {
       const leaders = new Map<string, Leader<T>>();
       for (const [key, state] of states) if (state.status === 'leader') leaders.set(key, state.leader);

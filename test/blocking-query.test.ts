@@ -9,7 +9,7 @@ import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/disc
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession, put, release } from './support/contender.js';
 import { type ConsulProxy, startProxy } from './support/proxy.js';
-import { delay, record } from './support/recorder.js';
+import { delay, record, until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string() });
 let agent: ConsulAgent;
@@ -20,15 +20,6 @@ let n = 0;
 const uniqueKey = (): string => `bq/t${++n}-${Date.now()}/leader`;
 const kvPath = (key: string): string => `/v1/kv/${key}`;
 const kvRequests = (key: string) => proxy.requests.filter((r) => r.path === kvPath(key));
-
-/** Waits until `check` holds, failing the test after `timeoutMs`. */
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
-    await delay(20);
-  }
-}
 
 beforeAll(async () => {
   agent = await startConsulAgent();

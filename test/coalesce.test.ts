@@ -9,20 +9,12 @@ import { createLeaderDiscovery } from '@consul-leader/discovery';
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession, release } from './support/contender.js';
 import { type ConsulProxy, startProxy } from './support/proxy.js';
-import { delay, record } from './support/recorder.js';
+import { delay, record, until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string() });
 let agent: ConsulAgent;
 let consul: Consul;
 let proxy: ConsulProxy;
-
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
-    await delay(20);
-  }
-}
 
 beforeAll(async () => {
   agent = await startConsulAgent();

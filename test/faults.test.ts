@@ -28,7 +28,7 @@ import {
   type ProxiedRequest,
   startProxy,
 } from './support/proxy.js';
-import { type Recorder, delay, record } from './support/recorder.js';
+import { type Recorder, delay, record, until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string() });
 type Node = z.output<typeof Node>;
@@ -81,15 +81,6 @@ afterEach(async () => {
   await delay(50);
   expect(unhandled.splice(0)).toEqual([]);
 });
-
-/** Waits until `check` holds, failing the test after `timeoutMs`. */
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
-    await delay(20);
-  }
-}
 
 interface Scenario {
   readonly key: string;

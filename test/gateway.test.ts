@@ -22,7 +22,7 @@ import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/disc
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { type LeaderGateway, createLeaderGateway } from '../examples/gateway/gateway.js';
 import { acquire, consulClient, createSession, destroySession } from './support/contender.js';
-import { delay } from './support/recorder.js';
+import { delay, until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string(), port: z.number().int(), name: z.string() });
 type Node = z.output<typeof Node>;
@@ -64,14 +64,6 @@ afterAll(async () => {
   discovery?.close();
   await agent?.destroy();
 });
-
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${what}`);
-    await delay(10);
-  }
-}
 
 // ---- backends: HTTP servers that campaign for the key
 

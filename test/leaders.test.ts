@@ -10,7 +10,7 @@ import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/disc
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession, put, release } from './support/contender.js';
 import { type ConsulProxy, startProxy } from './support/proxy.js';
-import { delay, record } from './support/recorder.js';
+import { record, until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string() });
 let agent: ConsulAgent;
@@ -21,14 +21,6 @@ let n = 0;
 const uniquePrefix = (): string => `fleet${++n}-${Date.now()}/`;
 const hostsOf = (leaders: ReadonlyMap<string, { node: { host: string } }>): Record<string, string> =>
   Object.fromEntries([...leaders].map(([key, leader]) => [key, leader.node.host]));
-
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
-    await delay(20);
-  }
-}
 
 beforeAll(async () => {
   agent = await startConsulAgent();

@@ -62,3 +62,12 @@ export function describe(value: unknown): string {
 }
 
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `check` holds; fails the test (never asserts speed) after `timeoutMs`. */
+export async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${what}`);
+    await delay(20);
+  }
+}

@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/discovery';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { acquire, consulClient, createSession } from './support/contender.js';
+import type { ConsulAgent } from '../scripts/consul-agent.js';
+import { electWhenReady, startAclAgent } from './support/acl.js';
 import { describe as show, record } from './support/recorder.js';
 
 const MASTER = 'a1b2c3d4-0000-4000-8000-00000000beef';
@@ -38,21 +38,8 @@ function discoveryWith(token: string): LeaderDiscovery {
 }
 
 beforeAll(async () => {
-  agent = await startConsulAgent({
-    hcl: `acl {\n enabled = true\n default_policy = "deny"\n tokens {\n master = "${MASTER}"\n }\n}\n`,
-  });
-  const writer = consulClient(agent.address, MASTER);
-  // The master token may need a moment after the leader is elected.
-  for (let i = 0; ; i += 1) {
-    try {
-      const s = await createSession(writer, { name: 'acl-leader' });
-      await acquire(writer, KEY, s, JSON.stringify({ host: 'acl-host' }));
-      break;
-    } catch (error) {
-      if (i > 50) throw error;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  agent = await startAclAgent(MASTER);
+  await electWhenReady(agent, MASTER, KEY, 'acl-leader', JSON.stringify({ host: 'acl-host' }));
 });
 
 afterAll(async () => {

@@ -11,6 +11,7 @@ import type Consul from 'consul';
 import type { ErrorInfo, LeaderState, SettledLeaderState } from '@consul-leader/types';
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession, put, release } from './support/contender.js';
+import { electWhenReady, startAclAgent } from './support/acl.js';
 import { helpText, parseCliArgs } from '../packages/discovery/src/cli/args.js';
 import { stateJsonLine, stateLine } from '../packages/discovery/src/cli/format.js';
 import { PrefixView } from '../packages/discovery/src/cli/prefix-view.js';
@@ -671,21 +672,8 @@ describe('consul-leader CLI with ACLs (default deny)', () => {
   let agent: ConsulAgent;
 
   beforeAll(async () => {
-    agent = await startConsulAgent({
-      hcl: `acl {\n enabled = true\n default_policy = "deny"\n tokens {\n master = "${MASTER}"\n }\n}\n`,
-    });
-    const writer = consulClient(agent.address, MASTER);
-    // The master token may need a moment after the leader is elected.
-    for (let i = 0; ; i += 1) {
-      try {
-        const session = await createSession(writer, { name: 'acl-leader' });
-        expect(await acquire(writer, KEY, session, JSON.stringify({ host: 'acl-host' }))).toBe(true);
-        break;
-      } catch (error) {
-        if (i > 50) throw error;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    agent = await startAclAgent(MASTER);
+    await electWhenReady(agent, MASTER, KEY, 'acl-leader', JSON.stringify({ host: 'acl-host' }));
   });
 
   afterAll(async () => {

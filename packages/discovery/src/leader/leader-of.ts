@@ -2,7 +2,7 @@
  * `leader()` from `watch()` and `leaders()` from the prefix states: the
  * settled answer, held through an outage of Consul.
  */
-import { EMPTY, type OperatorFunction, defer, distinctUntilChanged, map, of, switchMap, timer } from 'rxjs';
+import { type OperatorFunction, defer, distinctUntilChanged, filter, map, of, switchMap, timer } from 'rxjs';
 import type { ErrorInfo, Leader, LeaderState } from '@consul-leader/types';
 import { sameLeader } from './to-state.js';
 
@@ -21,6 +21,15 @@ export function holdThroughOutage<S, R>(options: {
   readonly emptyAfterMs: number | undefined;
 }): OperatorFunction<S, R> {
   const { isOutage, answer, empty, same, emptyAfterMs } = options;
+  // Without a time limit, an outage just emits nothing: no timer, no inner observable per input.
+  if (emptyAfterMs === undefined) {
+    return (input$) =>
+      input$.pipe(
+        filter((input) => !isOutage(input)),
+        map(answer),
+        distinctUntilChanged(same),
+      );
+  }
   return (input$) =>
     defer(() => {
       let outageStart: number | undefined;
@@ -30,7 +39,6 @@ export function holdThroughOutage<S, R>(options: {
             outageStart = undefined;
             return of(answer(input));
           }
-          if (emptyAfterMs === undefined) return EMPTY;
           outageStart ??= performance.now();
           return timer(Math.max(0, outageStart + emptyAfterMs - performance.now())).pipe(map(() => empty));
         }),

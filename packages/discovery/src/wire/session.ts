@@ -7,9 +7,55 @@ import { parseBody } from './kv.js';
 import type { ConsulResponse } from './transport.js';
 import { assertStatus } from './status.js';
 
+const isStrings = (v: unknown): v is string[] | null | undefined =>
+  v === undefined || v === null || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
+
+const isIndex = (v: unknown): boolean =>
+  (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) ||
+  (typeof v === 'string' && /^\d{1,20}$/.test(v));
+
+/** A session checked by hand (the common case), or undefined to let zod explain what is wrong. */
+function fastSession(value: unknown): SessionInfoWire | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  const { ID, Name, Node, Checks, NodeChecks, ServiceChecks, LockDelay, Behavior, TTL, Namespace } = o;
+  if (typeof ID !== 'string' || ID === '' || typeof Node !== 'string') return undefined;
+  if ((Name !== undefined && typeof Name !== 'string') || (TTL !== undefined && typeof TTL !== 'string'))
+    return undefined;
+  if (
+    !isStrings(Checks) ||
+    !isStrings(NodeChecks) ||
+    (ServiceChecks !== undefined && ServiceChecks !== null)
+  ) {
+    return undefined; // service checks (objects) are rare: zod reads them
+  }
+  if (typeof LockDelay !== 'number' || LockDelay < 0 || (Behavior !== 'release' && Behavior !== 'delete'))
+    return undefined;
+  if (Namespace !== undefined && typeof Namespace !== 'string') return undefined;
+  if (!isIndex(o.CreateIndex) || (o.ModifyIndex !== undefined && !isIndex(o.ModifyIndex))) return undefined;
+  return {
+    ID,
+    Name: Name ?? '',
+    Node,
+    Checks,
+    NodeChecks,
+    LockDelay,
+    Behavior,
+    TTL: TTL ?? '',
+    ...(Namespace === undefined ? {} : { Namespace }),
+    CreateIndex: BigInt(o.CreateIndex as string | number),
+    ...(o.ModifyIndex === undefined ? {} : { ModifyIndex: BigInt(o.ModifyIndex as string | number) }),
+  };
+}
+
 function readSessions(res: ConsulResponse, what: string): SessionInfoWire[] {
   assertStatus(res);
-  const parsed = SessionInfoListWireSchema.safeParse(parseBody(res, what));
+  const body = parseBody(res, what);
+  if (Array.isArray(body)) {
+    const sessions = (body as unknown[]).map(fastSession);
+    if (sessions.every((s) => s !== undefined)) return sessions;
+  }
+  const parsed = SessionInfoListWireSchema.safeParse(body);
   if (!parsed.success) {
     throw new InvalidResponseError(
       `${what} is not a list of sessions: ${parsed.error.issues[0]?.message ?? ''}`,

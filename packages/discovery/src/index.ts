@@ -1,4 +1,5 @@
 export { createLeaderDiscovery } from './discovery.js';
+export * from './sse/index.js';
 export type {
   LeaderDiscovery,
   LeaderState,

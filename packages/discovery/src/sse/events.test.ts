@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type ConsulReadMeta, type LeaderSession, leaderStateSchema } from '@consul-leader/types';
+import type { LeaderState, PrefixState } from '../discovery.js';
+import { ConsulHttpError, ConsulUnreachableError } from '../errors.js';
+import { eventJson, formatSseComment, formatSseEvent, formatSseRetry, leaderEvents } from './events.js';
+
+const consul: ConsulReadMeta = { index: 42n, lastContactMs: 0, knownLeader: true };
+const session = (id: string): LeaderSession => ({
+  id,
+  name: 'contender',
+  node: 'node-1',
+  checks: ['serfHealth'],
+  behavior: 'release',
+  ttl: '',
+  ttlMs: null,
+  lockDelayMs: 0,
+  createIndex: 9n,
+  modifyIndex: 9n,
+});
+const leader = (key: string, id: string, node: unknown = { host: 'h', port: 1 }): LeaderState<unknown> => ({
+  status: 'leader',
+  key,
+  leader: {
+    key,
+    node,
+    session: session(id),
+    lockIndex: 1n,
+    modifyIndex: 10n,
+    createIndex: 8n,
+    flags: 3304740253564472344n,
+  },
+  consul,
+});
+const vacant = (key: string): LeaderState<unknown> => ({
+  status: 'vacant',
+  key,
+  reason: 'no-session',
+  consul,
+});
+
+const prefixState = (
+  states: LeaderState<unknown>[],
+  unreachable: PrefixState<unknown>['unreachable'] = null,
+): PrefixState<unknown> => ({
+  prefix: 'svc/',
+  states: new Map(states.map((s) => [s.key, s])),
+  unreachable,
+  consul,
+});
+
+const State = leaderStateSchema(z.unknown());
+
+describe('leaderEvents', () => {
+  it('starts with a snapshot of every key, sorted, with the outage', () => {
+    const b = leader('svc/b', 'S2');
+    const a = vacant('svc/a');
+    const events = leaderEvents(undefined, prefixState([b, a]));
+    expect(events).toEqual([
+      { event: 'snapshot', data: { prefix: 'svc/', states: [a, b], unreachable: null } },
+    ]);
+  });
+
+  it('sends state only for keys whose state object changed, removed for keys gone', () => {
+    const a = leader('svc/a', 'S1');
+    const b = leader('svc/b', 'S2');
+    const c = leader('svc/c', 'S3');
+    const first = prefixState([a, b, c]);
+    const a2 = vacant('svc/a');
+    const d = leader('svc/d', 'S4');
+    // b keeps its object; an equal but new object for c counts as a change (identity).
+    const c2 = { ...c };
+    const events = leaderEvents(first, prefixState([a2, b, c2, d].filter((s) => s.key !== 'svc/b')));
+    expect(events).toEqual([
+      { event: 'removed', data: { key: 'svc/b' } },
+      { event: 'state', data: a2 },
+      { event: 'state', data: c2 },
+      { event: 'state', data: d },
+    ]);
+    expect(leaderEvents(first, prefixState([a, b, c]))).toEqual([]);
+  });
+
+  it('sends consul when the outage starts, changes code and ends; not on each retry', () => {
+    const a = leader('svc/a', 'S1');
+    const up = prefixState([a]);
+    const refused = new ConsulUnreachableError('refused', 'connect ECONNREFUSED');
+    const down1 = prefixState([], { error: refused, attempt: 1, retryInMs: 250 });
+    const down2 = prefixState([], { error: refused, attempt: 2, retryInMs: 500 });
+    const down3 = prefixState([], {
+      error: new ConsulHttpError(500, 'No cluster leader'),
+      attempt: 3,
+      retryInMs: 1000,
+    });
+    expect(leaderEvents(up, down1)).toEqual([
+      {
+        event: 'consul',
+        data: {
+          unreachable: {
+            code: 'CONSUL_UNREACHABLE',
+            message: 'connect ECONNREFUSED',
+            attempt: 1,
+            retryInMs: 250,
+          },
+        },
+      },
+      { event: 'removed', data: { key: 'svc/a' } },
+    ]);
+    expect(leaderEvents(down1, down2)).toEqual([]);
+    expect(leaderEvents(down2, down3)).toEqual([
+      {
+        event: 'consul',
+        data: {
+          unreachable: {
+            code: 'CONSUL_HTTP_ERROR',
+            message: 'No cluster leader',
+            status: 500,
+            attempt: 3,
+            retryInMs: 1000,
+          },
+        },
+      },
+    ]);
+    expect(leaderEvents(down3, up)[0]).toEqual({ event: 'consul', data: { unreachable: null } });
+    expect(leaderEvents(undefined, down1)).toEqual([
+      {
+        event: 'snapshot',
+        data: {
+          prefix: 'svc/',
+          states: [],
+          unreachable: {
+            code: 'CONSUL_UNREACHABLE',
+            message: 'connect ECONNREFUSED',
+            attempt: 1,
+            retryInMs: 250,
+          },
+        },
+      },
+    ]);
+  });
+});
+
+describe('eventJson', () => {
+  it('writes bigints as decimal strings and errors as {code,message,status?}; the schema reads them back', () => {
+    const a = leader('svc/a', 'S1', { host: 'db-1', port: 5432 });
+    const down: LeaderState<unknown> = {
+      status: 'unreachable',
+      key: 'svc/a',
+      error: new ConsulHttpError(503, 'busy', 1000),
+      attempt: 2,
+      retryInMs: 1000,
+      lastKnown: a as Exclude<LeaderState<unknown>, { status: 'unreachable' }>,
+    };
+    const json = JSON.parse(eventJson(down)) as Record<string, unknown>;
+    expect(json.error).toEqual({ code: 'CONSUL_HTTP_ERROR', message: 'busy', status: 503 });
+    expect((json.lastKnown as { leader: { flags: unknown } }).leader.flags).toBe('3304740253564472344');
+    const parsed = State.parse(json);
+    expect(parsed).toEqual({ ...down, error: { code: 'CONSUL_HTTP_ERROR', message: 'busy', status: 503 } });
+    expect(State.parse(JSON.parse(eventJson(a)))).toEqual(a);
+  });
+});
+
+describe('SSE wire format', () => {
+  it('formats events, comments and retry', () => {
+    expect(formatSseEvent(7, 'state', '{"a":1}')).toBe('id: 7\nevent: state\ndata: {"a":1}\n\n');
+    expect(formatSseEvent(8, 'x', 'one\ntwo\r\nthree')).toBe(
+      'id: 8\nevent: x\ndata: one\ndata: two\ndata: three\n\n',
+    );
+    expect(() => formatSseEvent(9, 'a\nb', '')).toThrow(/line break/);
+    expect(formatSseComment('heartbeat')).toBe(': heartbeat\n\n');
+    expect(formatSseRetry(2000)).toBe('retry: 2000\n\n');
+  });
+});

@@ -1,0 +1,12 @@
+export { serveLeaderEvents, DEFAULT_HEARTBEAT_MS } from './serve.js';
+export type { ServeLeaderEventsOptions, LeaderEventStream } from './serve.js';
+export {
+  leaderEvents,
+  eventJson,
+  formatSseEvent,
+  formatSseComment,
+  formatSseRetry,
+  outageInfo,
+  LEADER_EVENT_NAMES,
+} from './events.js';
+export type { LeaderEvent, ConsulOutageInfo } from './events.js';

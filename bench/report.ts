@@ -145,28 +145,29 @@ function workTable(watchers: readonly WatcherResult[]): string {
   return lines.join('\n');
 }
 
-export interface ReportInput {
+export interface HeaderInput {
   readonly config: BenchConfig;
   readonly environment: Environment;
-  readonly result: LatencyResult;
   /** `os.loadavg()` when the run ended. */
   readonly loadAtEnd: readonly number[];
+  /** The SDK build measured (bench/sdk-snapshot.ts), and the case during which packages/*\/dist changed, if it did. */
+  readonly sdk: { readonly hash: string; readonly rebuiltDuring?: string };
 }
 
 const load = (averages: readonly number[]): string => averages.map((x) => x.toFixed(2)).join(' / ');
 
-export function renderMarkdown({ config, environment: env, result, loadAtEnd }: ReportInput): string {
-  const { main, poll } = result;
-  const { text: mainText, all } = mainTables(main);
-  const floorAll = floorOf(all);
-  const pollRows = rowsOf(poll, poll.changes);
+/** The title, the reading advice and the run's environment. */
+export function renderHeader({ config, environment: env, loadAtEnd, sdk }: HeaderInput): string {
   const packages = [...env.packages].map(([name, version]) => `\`${name}\` ${version}`).join(', ');
-  const unexpected = [...main.watchers, ...poll.watchers].map((w) => `${w.kind} ${w.unexpected}`).join(', ');
+  const rebuilt = sdk.rebuiltDuring
+    ? `; other work rebuilt packages/*/dist during the ${sdk.rebuiltDuring} case, after case 1 had loaded it, and the later cases kept the copy`
+    : '; unchanged until the end of the run';
   return `# Benchmarks
 
 Numbers come from **one run on a shared, noisy machine**: read the ratios between watchers
 of the same run rather than the absolute values, and expect a few tenths of a millisecond
-of run-to-run drift.
+of run-to-run drift. Each case starts its own Consul agent(s) and stops them; the
+percentiles are nearest-rank, and "spread" is p99 − p50 unless a table says otherwise.
 
 | | |
 | --- | --- |
@@ -178,8 +179,18 @@ of run-to-run drift.
 | Consul | ${env.consul} (\`consul agent -dev\` on a loopback address, started by \`scripts/consul-agent.ts\`) |
 | packages | ${packages} |
 | SDK source | commit ${env.source} |
+| SDK build | \`pnpm build\` at the start (dist ${sdk.hash}); cases 2, 4 and 5 load a copy of it taken then${rebuilt} |
+`;
+}
 
-## Case 1: change-to-emission latency
+/** Case 1's section. */
+export function renderLatencySection(config: BenchConfig, result: LatencyResult): string {
+  const { main, poll } = result;
+  const { text: mainText, all } = mainTables(main);
+  const floorAll = floorOf(all);
+  const pollRows = rowsOf(poll, poll.changes);
+  const unexpected = [...main.watchers, ...poll.watchers].map((w) => `${w.kind} ${w.unexpected}`).join(', ');
+  return `## Case 1: change-to-emission latency
 
 From the moment a leadership change is sent (the timestamp is taken right before its
 \`PUT /v1/kv/<key>?acquire=…\` or \`?release=…\` is written, on the main thread) to the
@@ -228,7 +239,27 @@ ${workTable([...main.watchers, ...poll.watchers])}
 `;
 }
 
-export async function renderReport(input: ReportInput, file: string): Promise<string> {
+/** Formats a whole document with the repository's Prettier settings for `file`. */
+export async function formatMarkdown(markdown: string, file: string): Promise<string> {
   const options = (await resolveConfig(file)) ?? {};
-  return format(renderMarkdown(input), { ...options, parser: 'markdown' });
+  return format(markdown, { ...options, parser: 'markdown' });
 }
+
+// Helpers for the other cases' sections.
+
+/** A Markdown table (Prettier aligns it). */
+export function markdownTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export const SUMMARY_HEAD = ['n', 'p50', 'p99', 'min', 'max', 'spread p99−p50'] as const;
+
+/** n, p50, p99, min, max and spread of `samples`, each formatted; blanks when there are none. */
+export function summaryCells(samples: readonly number[], fmt: (x: number) => string = ms): string[] {
+  const s = summarize(samples);
+  if (!s) return ['0', '', '', '', '', ''];
+  return [String(s.n), fmt(s.p50), fmt(s.p99), fmt(s.min), fmt(s.max), fmt(s.p99 - s.p50)];
+}
+
+export { ms, signed };

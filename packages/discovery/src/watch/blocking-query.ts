@@ -76,11 +76,18 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
       let failures = 0;
       while (!signal.aborted) {
         let response: ConsulResponse;
-        let value: T;
+        let value: T | undefined;
+        let unchanged: boolean;
         let received: bigint;
         try {
           response = await options.send(index, signal);
-          value = options.read(response);
+          // An answer byte-identical to the last one emitted reads the same: not decoded again.
+          unchanged =
+            lastEmitted !== undefined &&
+            lastEmitted.status === response.status &&
+            lastEmitted.headers['x-consul-knownleader'] === response.headers['x-consul-knownleader'] &&
+            lastEmitted.body.equals(response.body);
+          if (!unchanged) value = options.read(response);
           received = readIndex(response.headers);
         } catch (caught) {
           if (signal.aborted || caught instanceof RequestAbortedError) return;
@@ -95,16 +102,11 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
         }
         failures = 0;
         index = nextIndex(index, received);
-        const unchanged =
-          lastEmitted !== undefined &&
-          lastEmitted.status === response.status &&
-          lastEmitted.headers['x-consul-knownleader'] === response.headers['x-consul-knownleader'] &&
-          lastEmitted.body.equals(response.body);
         if (unchanged) {
           await sleep(bucket.take(), signal);
         } else {
           lastEmitted = response;
-          subscriber.next({ type: 'result', value, meta: readMeta(response.headers, received) });
+          subscriber.next({ type: 'result', value: value as T, meta: readMeta(response.headers, received) });
         }
       }
     };

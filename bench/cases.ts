@@ -7,6 +7,8 @@ import { renderFanoutSection } from './fanout/report.js';
 import { runIdleCase } from './idle/case.js';
 import { renderIdleSection } from './idle/report.js';
 import { runLatencyCase } from './latency/case.js';
+import { runManyKeys } from './many-keys/case.js';
+import { renderManyKeysSection } from './many-keys/report.js';
 import { withAgent } from './lifecycle.js';
 import { renderLatencySection } from './report.js';
 import type { SdkSnapshot } from './sdk-snapshot.js';
@@ -43,6 +45,15 @@ export const CASES: readonly BenchCase[] = [
     name: 'fanout',
     heading: '## Case 2:',
     run: async ({ config, log, sdk }) => renderFanoutSection(await runFanoutCase(config.quick, log, sdk)),
+  },
+  {
+    name: 'many-keys',
+    heading: '## Case 3:',
+    run: async ({ config }) => {
+      const changes = config.quick ? 20 : 50;
+      const sizes = config.quick ? [1, 100, 1000] : [1, 100, 1000, 10000];
+      return renderManyKeysSection(await runManyKeys(sizes, changes), changes);
+    },
   },
   {
     name: 'idle',

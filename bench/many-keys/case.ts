@@ -3,9 +3,9 @@
  * followed through `leaders(prefix)` and through one `leader(key)` per key
  * (coalesced into the prefix's query). Per change to one key: latency to its
  * emission, requests and connections Consul sees (through the counting proxy),
- * CPU of this process (the SDK, but also the writer and the in-process proxy);
- * heap after gc with everything followed. One key through `leader(key)` is the
- * baseline measured the same way.
+ * CPU of this process (the SDK, but also the writer and the in-process proxy).
+ * One key through `leader(key)` is the baseline measured the same way. (Memory
+ * per key is case 4's.)
  */
 import { performance } from 'node:perf_hooks';
 import type { Subscription } from 'rxjs';
@@ -23,10 +23,7 @@ export interface ManyKeysRow {
   readonly kvInFlight: number;
   readonly connections: number;
   readonly cpuMsPerChange: number;
-  readonly heapMb: number | null;
 }
-
-const gc = (globalThis as { gc?: () => void }).gc;
 
 async function put(address: string, ops: unknown[]): Promise<void> {
   const res = await fetch(`http://${address}/v1/txn`, { method: 'PUT', body: JSON.stringify(ops) });
@@ -147,8 +144,6 @@ async function measure(
   const cpu = process.cpuUsage(cpu0);
   const during = proxy.requests.slice(before);
   await new Promise((r) => setTimeout(r, 200)); // let the next blocking read go out
-  gc?.();
-  const heapMb = gc ? process.memoryUsage().heapUsed / 2 ** 20 : null;
   const row: ManyKeysRow = {
     keys: size,
     mode,
@@ -159,7 +154,6 @@ async function measure(
     kvInFlight: proxy.inFlight(`/v1/kv/${prefix}`),
     connections: proxy.openConnections(),
     cpuMsPerChange: (cpu.user + cpu.system) / 1000 / changes,
-    heapMb,
   };
   for (const s of subscriptions) s.unsubscribe();
   discovery.close();

@@ -1,4 +1,4 @@
-/** `node --expose-gc --import tsx bench/many-keys/standalone.ts [--quick]`: case 3 alone, printed. */
+/** `npx tsx bench/many-keys/standalone.ts [--quick]`: case 3 alone, printed (`pnpm bench -- --case many-keys` writes it). */
 import { summarize } from '../stats.js';
 import { runManyKeys } from './case.js';
 
@@ -17,7 +17,6 @@ for (const row of rows) {
       `KV in flight ${row.kvInFlight}`,
       `connections ${row.connections}`,
       `CPU ${row.cpuMsPerChange.toFixed(1)} ms/change`,
-      `heap ${row.heapMb?.toFixed(1) ?? '?'} MB`,
     ].join(' | '),
   );
 }

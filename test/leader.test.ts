@@ -324,6 +324,22 @@ describe('sharing and teardown', () => {
     late.unsubscribe();
   });
 
+  it('decodes a descriptor once per change for every call with the same key, scope and schema', async () => {
+    const key = uniqueKey();
+    let parses = 0;
+    const Counted = Node.refine(() => {
+      parses += 1;
+      return true;
+    });
+    const recs = Array.from({ length: 10 }, () => record(discovery.leader(key, { schema: Counted })));
+    const s = await createSession(consul);
+    await acquire(consul, key, s, descriptor('once'));
+    await Promise.all(recs.map((r) => r.next((v) => v !== null)));
+    expect(parses).toBe(1);
+    expect(discovery.leader(key, { schema: Counted })).toBe(discovery.leader(key, { schema: Counted }));
+    for (const r of recs) r.unsubscribe();
+  });
+
   it('completes every stream on close() and refuses new reads', async () => {
     const own = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
     const states = record(own.watch(uniqueKey()));

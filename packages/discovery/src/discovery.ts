@@ -239,13 +239,38 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     decode: call.decode ?? 'json',
   });
 
+  // Calls with the same key (or prefix), read scope, schema and decoding share one pipeline:
+  // a descriptor is decoded once per change, whatever the number of calls.
+  const identities = new WeakMap<object, number>();
+  let lastIdentity = 0;
+  const identityOf = (value: object): number => {
+    let id = identities.get(value);
+    if (id === undefined) {
+      id = lastIdentity += 1;
+      identities.set(value, id);
+    }
+    return id;
+  };
+  const pipelineId = (
+    kind: string,
+    scope: ReadScope,
+    call: LeaderOptions<unknown>,
+    extra?: unknown,
+  ): string =>
+    JSON.stringify([
+      kind,
+      scopeId('', scope),
+      call.schema ? identityOf(call.schema) : 0,
+      typeof call.decode === 'function' ? identityOf(call.decode) : (call.decode ?? 'json'),
+      extra ?? null,
+    ]);
+
   const watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>> => {
     const call = parseCallOptions<T>(key, options);
     if (closed) return EMPTY;
-    return keyStream(scopeOf(key, call)).pipe(
-      map(stateMapper(descriptorOf(call))),
-      distinctUntilChanged(sameState),
-      shareReplay({ bufferSize: 1, refCount: true }),
+    const scope = scopeOf(key, call);
+    return shared(pipelineId('watch', scope, call), () =>
+      keyStream(scope).pipe(map(stateMapper(descriptorOf(call))), distinctUntilChanged(sameState)),
     );
   };
 
@@ -254,8 +279,14 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     return after === undefined ? undefined : parseDurationMs(after);
   };
 
-  const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> =>
-    watch(key, options).pipe(leaderOf(nullAfterMs(options)), shareReplay({ bufferSize: 1, refCount: true }));
+  const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> => {
+    const call = parseCallOptions<T>(key, options);
+    if (closed) return EMPTY;
+    const after = nullAfterMs(call);
+    return shared(pipelineId('leader', scopeOf(key, call), call, after), () =>
+      watch(key, call).pipe(leaderOf(after)),
+    );
+  };
 
   const prefixStates = <T>(prefix: string, call: LeaderOptions<T>): Observable<PrefixState<T>> => {
     const toState = stateMapper(descriptorOf(call));
@@ -283,17 +314,19 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {
     const call = parseCallOptions<T>(prefix, options);
     if (closed) return EMPTY;
-    return prefixStates(prefix, call).pipe(shareReplay({ bufferSize: 1, refCount: true }));
+    return shared(pipelineId('watchPrefix', scopeOf(prefix, call), call), () => prefixStates(prefix, call));
   };
 
   const watchLeaders = <T>(
     prefix: string,
     options?: LeaderOptions<T>,
-  ): Observable<ReadonlyMap<string, LeaderState<T>>> =>
-    watchPrefix(prefix, options).pipe(
-      map(({ states }) => states),
-      shareReplay({ bufferSize: 1, refCount: true }),
+  ): Observable<ReadonlyMap<string, LeaderState<T>>> => {
+    const call = parseCallOptions<T>(prefix, options);
+    if (closed) return EMPTY;
+    return shared(pipelineId('watchLeaders', scopeOf(prefix, call), call), () =>
+      watchPrefix(prefix, call).pipe(map(({ states }) => states)),
     );
+  };
 
   const leaders = <T>(
     prefix: string,
@@ -301,9 +334,9 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   ): Observable<ReadonlyMap<string, Leader<T>>> => {
     const call = parseCallOptions<T>(prefix, options);
     if (closed) return EMPTY;
-    return prefixStates(prefix, call).pipe(
-      leadersOf(nullAfterMs(call)),
-      shareReplay({ bufferSize: 1, refCount: true }),
+    const after = nullAfterMs(call);
+    return shared(pipelineId('leaders', scopeOf(prefix, call), call, after), () =>
+      watchPrefix(prefix, call).pipe(leadersOf(after)),
     );
   };
 

@@ -101,6 +101,13 @@ export class DiscoveryClosedError extends LeaderDiscoveryError {
   }
 }
 
+/** A failure as one of the SDK's errors: anything else thrown while reading an answer is INVALID_RESPONSE. */
+export function asLeaderError(error: unknown): LeaderDiscoveryError {
+  if (error instanceof LeaderDiscoveryError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new InvalidResponseError(`could not read Consul's answer: ${message}`, { cause: error });
+}
+
 export function isLeaderDiscoveryError(value: unknown): value is LeaderDiscoveryError {
   return value instanceof LeaderDiscoveryError;
 }

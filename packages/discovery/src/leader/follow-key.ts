@@ -7,7 +7,7 @@ import type { LeaderSession } from '@consul-leader/types';
 import type { KvRead } from '../wire/kv.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
-import { type KeyEvent, type KeySnapshot, sameKeyEvent } from './key-snapshot.js';
+import { type KeyEvent, type KeySnapshot, heldBy, sameKeyEvent } from './key-snapshot.js';
 
 export interface FollowKeyDeps {
   /** The key's blocking query. */
@@ -36,9 +36,7 @@ export function followKey(key: string, deps: FollowKeyDeps): Observable<KeyEvent
     const { entry } = read;
     const id = entry.session;
     if (id === null) return of({ kind: 'no-session', key, entry, meta });
-    const snapshot = (session: LeaderSession | null): KeySnapshot =>
-      session ? { kind: 'held', key, entry, session, meta } : { kind: 'session-gone', key, entry, meta };
-    if (cached?.id === id) return of(snapshot(cached.session));
+    if (cached?.id === id) return of(heldBy(entry, cached.session, meta));
     return deps.session(id).pipe(
       map((step): Step => {
         if (step.type === 'error') {
@@ -46,7 +44,7 @@ export function followKey(key: string, deps: FollowKeyDeps): Observable<KeyEvent
           return { kind: 'unreachable', key, error, attempt, retryInMs };
         }
         cached = { id, session: step.value };
-        return snapshot(step.value);
+        return heldBy(entry, step.value, meta);
       }),
     );
   };

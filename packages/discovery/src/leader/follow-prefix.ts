@@ -9,7 +9,7 @@ import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
-import { type KeySnapshot, sameKeyEvent } from './key-snapshot.js';
+import { type KeySnapshot, heldBy, sameKeyEvent } from './key-snapshot.js';
 
 /** What Consul says about every key under a prefix, joined with the sessions holding them. */
 export interface PrefixSnapshot {
@@ -63,13 +63,10 @@ function snapshotOf(
   ) {
     return previous;
   }
-  const { key } = entry;
-  let next: KeySnapshot;
-  if (entry.session === null) next = { kind: 'no-session', key, entry, meta };
-  else {
-    const session = sessions.get(entry.session) ?? null;
-    next = session ? { kind: 'held', key, entry, session, meta } : { kind: 'session-gone', key, entry, meta };
-  }
+  const next: KeySnapshot =
+    entry.session === null
+      ? { kind: 'no-session', key: entry.key, entry, meta }
+      : heldBy(entry, sessions.get(entry.session) ?? null, meta);
   return previous && sameKeyEvent(previous, next) ? previous : next;
 }
 

@@ -29,6 +29,16 @@ export type KeySnapshot =
       readonly meta: ConsulReadMeta;
     };
 
+/** A key whose entry names a session: `held` when the session exists, else `session-gone`. */
+export function heldBy(
+  entry: KvEntry,
+  session: LeaderSession | null,
+  meta: ConsulReadMeta,
+): Extract<KeySnapshot, { kind: 'held' | 'session-gone' }> {
+  const { key } = entry;
+  return session ? { kind: 'held', key, entry, session, meta } : { kind: 'session-gone', key, entry, meta };
+}
+
 export interface KeyUnreachable {
   readonly kind: 'unreachable';
   readonly key: string;

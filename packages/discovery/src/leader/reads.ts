@@ -7,7 +7,7 @@ import { readKvResponse } from '../wire/kv.js';
 import { readSessionListResponse, readSessionResponse } from '../wire/session.js';
 import { type ConsulResponse, type ConsulTransport, RequestAbortedError } from '../wire/transport.js';
 import { readIndex, readMeta } from '../wire/headers.js';
-import type { KeySnapshot } from './key-snapshot.js';
+import { type KeySnapshot, heldBy } from './key-snapshot.js';
 
 /** Where and how a key is read. */
 export interface ReadScope {
@@ -110,8 +110,7 @@ export async function readKeyOnce(
     if (read.kind === 'missing') return { kind: 'key-missing', key, meta };
     const { entry } = read;
     if (entry.session === null) return { kind: 'no-session', key, entry, meta };
-    const session = await readSessionOnce(transport, scope, entry.session, signal);
-    return session ? { kind: 'held', key, entry, session, meta } : { kind: 'session-gone', key, entry, meta };
+    return heldBy(entry, await readSessionOnce(transport, scope, entry.session, signal), meta);
   } catch (error) {
     if (error instanceof RequestAbortedError) throw new DiscoveryClosedError();
     throw error;

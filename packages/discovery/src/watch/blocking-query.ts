@@ -5,7 +5,7 @@
  */
 import { Observable } from 'rxjs';
 import type { ConsulReadMeta } from '@consul-leader/types';
-import { InvalidResponseError, LeaderDiscoveryError } from '../errors.js';
+import { type LeaderDiscoveryError, asLeaderError } from '../errors.js';
 import { readIndex, readMeta } from '../wire/headers.js';
 import { RequestAbortedError, type ConsulResponse } from '../wire/transport.js';
 import { NO_INDEX, nextIndex } from './index-rules.js';
@@ -42,12 +42,6 @@ export type BlockingQueryEvent<T> =
       readonly attempt: number;
       readonly retryInMs: number;
     };
-
-function asLeaderError(error: unknown): LeaderDiscoveryError {
-  if (error instanceof LeaderDiscoveryError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new InvalidResponseError(`could not read Consul's answer: ${message}`, { cause: error });
-}
 
 /**
  * Follows one Consul read as a blocking query, until unsubscribed:

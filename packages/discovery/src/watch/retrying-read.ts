@@ -1,6 +1,6 @@
 /** A single read retried with backoff until it succeeds, reporting each failure. */
 import { Observable } from 'rxjs';
-import { InvalidResponseError, LeaderDiscoveryError } from '../errors.js';
+import { asLeaderError } from '../errors.js';
 import { RequestAbortedError } from '../wire/transport.js';
 import type { BlockingQueryEvent } from './blocking-query.js';
 import { retryDelayMs, type RetryPolicy } from './retry-policy.js';
@@ -27,10 +27,7 @@ export function retryingRead<T>(
           return;
         } catch (caught) {
           if (signal.aborted || caught instanceof RequestAbortedError) return;
-          const error =
-            caught instanceof LeaderDiscoveryError
-              ? caught
-              : new InvalidResponseError(String(caught), { cause: caught });
+          const error = asLeaderError(caught);
           const retryInMs = retryDelayMs(attempt, error, retry, random);
           subscriber.next({ type: 'error', error, attempt, retryInMs });
           await sleep(retryInMs, signal);

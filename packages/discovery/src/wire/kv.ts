@@ -4,6 +4,7 @@ import type { LeaderEntry } from '@consul-leader/types';
 import { InvalidResponseError } from '../errors.js';
 import type { ConsulResponse } from './transport.js';
 import { assertStatus } from './status.js';
+import { readUint64 } from './uint64.js';
 
 /** A KV entry as the SDK uses it: the value still base64, the session normalised. */
 export interface KvEntry extends LeaderEntry {
@@ -30,17 +31,6 @@ export function parseBody(res: ConsulResponse, what: string): unknown {
   }
 }
 
-const UINT64_MAX = (1n << 64n) - 1n;
-
-function uint64(value: unknown): bigint | undefined {
-  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : undefined;
-  if (typeof value === 'string' && /^\d{1,20}$/.test(value)) {
-    const n = BigInt(value);
-    return n <= UINT64_MAX ? n : undefined;
-  }
-  return undefined;
-}
-
 /**
  * A wire entry checked by hand: the hot path for big recursive answers, where
  * zod would cost more than the rest of the read. It reuses `previous` (the
@@ -54,10 +44,10 @@ function fastEntry(value: unknown, previous: KvEntry | undefined): KvEntry | und
   if (typeof key !== 'string') return undefined;
   if (raw !== undefined && raw !== null && typeof raw !== 'string') return undefined;
   if (session !== undefined && typeof session !== 'string') return undefined;
-  const modifyIndex = uint64(o.ModifyIndex);
-  const lockIndex = uint64(o.LockIndex);
-  const createIndex = uint64(o.CreateIndex);
-  const flags = uint64(o.Flags);
+  const modifyIndex = readUint64(o.ModifyIndex);
+  const lockIndex = readUint64(o.LockIndex);
+  const createIndex = readUint64(o.CreateIndex);
+  const flags = readUint64(o.Flags);
   if (
     modifyIndex === undefined ||
     lockIndex === undefined ||

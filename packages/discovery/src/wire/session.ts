@@ -6,13 +6,10 @@ import { parseDurationMs } from './duration.js';
 import { parseBody } from './kv.js';
 import type { ConsulResponse } from './transport.js';
 import { assertStatus } from './status.js';
+import { readUint64 } from './uint64.js';
 
 const isStrings = (v: unknown): v is string[] | null | undefined =>
   v === undefined || v === null || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
-
-const isIndex = (v: unknown): boolean =>
-  (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) ||
-  (typeof v === 'string' && /^\d{1,20}$/.test(v));
 
 /** A session checked by hand (the common case), or undefined to let zod explain what is wrong. */
 function fastSession(value: unknown): SessionInfoWire | undefined {
@@ -32,7 +29,10 @@ function fastSession(value: unknown): SessionInfoWire | undefined {
   if (typeof LockDelay !== 'number' || LockDelay < 0 || (Behavior !== 'release' && Behavior !== 'delete'))
     return undefined;
   if (Namespace !== undefined && typeof Namespace !== 'string') return undefined;
-  if (!isIndex(o.CreateIndex) || (o.ModifyIndex !== undefined && !isIndex(o.ModifyIndex))) return undefined;
+  const createIndex = readUint64(o.CreateIndex);
+  const modifyIndex = o.ModifyIndex === undefined ? undefined : readUint64(o.ModifyIndex);
+  if (createIndex === undefined || (o.ModifyIndex !== undefined && modifyIndex === undefined))
+    return undefined;
   return {
     ID,
     Name: Name ?? '',
@@ -43,8 +43,8 @@ function fastSession(value: unknown): SessionInfoWire | undefined {
     Behavior,
     TTL: TTL ?? '',
     ...(Namespace === undefined ? {} : { Namespace }),
-    CreateIndex: BigInt(o.CreateIndex as string | number),
-    ...(o.ModifyIndex === undefined ? {} : { ModifyIndex: BigInt(o.ModifyIndex as string | number) }),
+    CreateIndex: createIndex,
+    ...(modifyIndex === undefined ? {} : { ModifyIndex: modifyIndex }),
   };
 }
 

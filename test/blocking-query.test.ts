@@ -92,6 +92,28 @@ describe('one query per key', () => {
     await until('aborted', () => proxy.inFlight(kvPath(key)) === 0);
   });
 
+  it('follows a key over one connection: a new session is read before the next blocking read', async () => {
+    const ownProxy = await startProxy(agent);
+    const own = createLeaderDiscovery({ consul: { host: ownProxy.host, port: ownProxy.port } });
+    const key = uniqueKey();
+    const rec = record(own.leader(key, { schema: Node }));
+    await rec.next((v) => v === null);
+    for (const host of ['a', 'b', 'c']) {
+      const s = await createSession(consul);
+      await acquire(consul, key, s, JSON.stringify({ host }));
+      await rec.next((v) => v?.session.id === s && v.node.host === host);
+      await release(consul, key, s);
+      await rec.next((v) => v === null);
+    }
+    await until('the next blocking read is in flight', () => ownProxy.inFlight(kvPath(key)) === 1);
+    expect(ownProxy.requests.filter((r) => r.path.startsWith('/v1/session/info/'))).toHaveLength(3);
+    // One HTTP/1.1 connection carries one request at a time: the join went first.
+    expect(ownProxy.connectionsAccepted()).toBe(1);
+    rec.unsubscribe();
+    own.close();
+    await ownProxy.close();
+  });
+
   it('leaves no socket open after close()', async () => {
     const ownProxy = await startProxy(agent);
     const own = createLeaderDiscovery({ consul: { host: ownProxy.host, port: ownProxy.port } });

@@ -31,8 +31,16 @@ export async function createSession(client: Consul, spec: SessionSpec = {}): Pro
   };
   if (spec.ttl) body.ttl = spec.ttl;
   if (spec.checks) body.checks = spec.checks;
-  const created = (await client.session.create(body)) as { ID: string };
-  return created.ID;
+  // Right after an agent (re)starts, its node may have a Raft leader but not yet be in the catalog.
+  for (let tries = 1; ; tries += 1) {
+    try {
+      const created = (await client.session.create(body)) as { ID: string };
+      return created.ID;
+    } catch (error) {
+      if (tries >= 50 || !/Missing node registration/.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** PUT ?acquire; resolves whether the lock was taken. Value strings are sent as is. */

@@ -65,6 +65,8 @@ export interface ConsulProxy {
   readonly requests: ProxiedRequest[];
   /** Client connections open right now. */
   openConnections(): number;
+  /** Client connections accepted since the proxy started. */
+  connectionsAccepted(): number;
   /** Requests whose path starts with `prefix` that are waiting for their answer right now. */
   inFlight(prefix: string): number;
   rule: FaultRule | undefined;
@@ -76,6 +78,7 @@ export async function startProxy(
   host = '127.0.0.1',
 ): Promise<ConsulProxy> {
   const sockets = new Set<Socket>();
+  let accepted = 0;
   const pending = new Set<ProxiedRequest>();
   const upstream = new Agent({ keepAlive: true });
   const proxy: ConsulProxy = {
@@ -84,6 +87,7 @@ export async function startProxy(
     port: 0,
     requests: [],
     openConnections: () => sockets.size,
+    connectionsAccepted: () => accepted,
     inFlight: (prefix) => [...pending].filter((r) => r.path.startsWith(prefix)).length,
     rule: undefined,
     close: async () => {
@@ -200,6 +204,7 @@ export async function startProxy(
     }
   });
   server.on('connection', (socket: Socket) => {
+    accepted += 1;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });

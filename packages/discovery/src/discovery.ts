@@ -49,6 +49,7 @@ import {
   sendKvRead,
 } from './leader/reads.js';
 import { blockingQuery } from './watch/blocking-query.js';
+import { PendingReads } from './watch/pending-reads.js';
 import { retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
 import { type KvEntry, readKvListResponse, readKvResponse } from './wire/kv.js';
@@ -180,19 +181,25 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const scopeId = (kind: string, scope: ReadScope): string =>
     JSON.stringify([kind, scope.key, scope.consistency, scope.waitMs, scope.dc ?? '', scope.token ?? '']);
 
-  const sessionOf = (scope: ReadScope) => (sessionId: string) =>
-    retryingRead((signal) => readSessionOnce(transport, scope, sessionId, signal), defaults.retry);
+  const sessionOf = (scope: ReadScope, joins: PendingReads) => (sessionId: string) =>
+    retryingRead(
+      (signal) => joins.track(readSessionOnce(transport, scope, sessionId, signal)),
+      defaults.retry,
+    );
 
-  const singleKey = (scope: ReadScope): Observable<KeyEvent> =>
-    followKey(scope.key, {
+  const singleKey = (scope: ReadScope): Observable<KeyEvent> => {
+    const joins = new PendingReads();
+    return followKey(scope.key, {
       kv$: blockingQuery({
         send: (index, signal) => sendKvRead(transport, scope, index, signal),
         read: (res) => readKvResponse(res, scope.key),
         retry: defaults.retry,
         idleWakeups: defaults.idleWakeups,
+        beforeNextRead: () => joins.settled(),
       }),
-      session: sessionOf(scope),
+      session: sessionOf(scope, joins),
     });
+  };
 
   // One blocking query per key and read scope, or, once enough keys of one
   // prefix are followed, one recursive query for all of them.
@@ -221,16 +228,21 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     shared(scopeId('prefix', scope), () => {
       // The last answer's entries: keys not written since keep their objects.
       let entries: ReadonlyMap<string, KvEntry> | undefined;
+      const joins = new PendingReads();
       return followPrefix(scope.key, {
         kv$: blockingQuery({
           send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
           read: (res) => (entries = readKvListResponse(res, scope.key, entries)),
           retry: defaults.retry,
           idleWakeups: defaults.idleWakeups,
+          beforeNextRead: () => joins.settled(),
         }),
-        session: sessionOf(scope),
+        session: sessionOf(scope, joins),
         sessions: () =>
-          retryingRead((signal) => readSessionListOnce(transport, scope, signal), defaults.retry),
+          retryingRead(
+            (signal) => joins.track(readSessionListOnce(transport, scope, signal)),
+            defaults.retry,
+          ),
       });
     });
 

@@ -30,6 +30,11 @@ export interface BlockingQueryOptions<T> {
   readonly retry: RetryPolicy;
   readonly idleWakeups: IdleWakeupLimit;
   readonly random?: () => number;
+  /**
+   * Awaited (when it returns a promise) before the read that follows an
+   * emitted result: the reads that join that result go first.
+   */
+  readonly beforeNextRead?: () => Promise<void> | undefined;
 }
 
 export type BlockingQueryEvent<T> =
@@ -55,7 +60,9 @@ export type BlockingQueryEvent<T> =
  *   emitted and followed at once (a server that lost or found its Raft
  *   leader, `X-Consul-KnownLeader`, is a change: stale reads must say so);
  * - failures emit an `error` event and back off exponentially with jitter,
- *   capped; the count resets after a success.
+ *   capped; the count resets after a success;
+ * - after a result, the next read waits for `beforeNextRead` (the reads that
+ *   join the result).
  * It never errors or completes on its own.
  */
 export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<BlockingQueryEvent<T>> {
@@ -101,6 +108,8 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
         } else {
           lastEmitted = response;
           subscriber.next({ type: 'result', value: value as T, meta: readMeta(response.headers, received) });
+          const joining = options.beforeNextRead?.();
+          if (joining) await joining;
         }
       }
     };

@@ -18,10 +18,12 @@ export function retryingRead<T>(
   return new Observable<RetryingReadEvent<T>>((subscriber) => {
     const controller = new AbortController();
     const { signal } = controller;
+    let done = false;
     const run = async (): Promise<void> => {
       for (let attempt = 1; !signal.aborted; attempt += 1) {
         try {
           const value = await read(signal);
+          done = true;
           subscriber.next({ type: 'value', value });
           subscriber.complete();
           return;
@@ -38,7 +40,8 @@ export function retryingRead<T>(
       subscriber.error(error);
     });
     return () => {
-      controller.abort();
+      // Aborting costs a DOMException (with its stack): only when a read is still in flight.
+      if (!done) controller.abort();
     };
   });
 }

@@ -1,17 +1,17 @@
 /**
- * The one place that sends HTTP requests to Consul, through a node-consul
- * client (so its base URL, keep-alive agent and TLS options are used).
+ * The one place that sends HTTP requests to Consul: Node's `http`/`https`,
+ * with the base URL, keep-alive agent and TLS options of a node-consul client
+ * (wire/endpoint.ts).
  *
- * It takes the raw bytes (piped out of node-consul) instead of its decoded
- * entries: the SDK needs the status, the `X-Consul-*` headers and the exact
- * uint64 fields, and compares answers byte for byte to spot spurious wake-ups.
- * HTTP error statuses resolve like any answer; only transport failures reject.
+ * It hands back the raw answer: the SDK needs the status, the `X-Consul-*`
+ * headers and the exact uint64 fields, and compares answers byte for byte to
+ * spot spurious wake-ups. HTTP error statuses resolve like any answer; only
+ * transport failures reject, as typed errors.
  */
-import { EventEmitter } from 'node:events';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { Writable } from 'node:stream';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type Consul from 'consul';
 import { ConsulUnreachableError, type UnreachableReason } from '../errors.js';
+import { type Endpoint, endpointOf } from './endpoint.js';
 
 export interface ConsulResponse {
   readonly status: number;
@@ -23,6 +23,7 @@ export interface ConsulRequest {
   /** Path below `/v1`, with `{name}` placeholders filled (and URI-encoded) from `params`. */
   readonly path: string;
   readonly params?: Readonly<Record<string, string>>;
+  /** Query parameters; an empty value is sent as a bare flag (`?recurse`). */
   readonly query?: Readonly<Record<string, string>>;
   readonly token?: string | undefined;
   readonly timeoutMs: number;
@@ -37,44 +38,42 @@ export class RequestAbortedError extends Error {
   }
 }
 
-/** The part of node-consul's client (papi) the transport uses; not in its published types. */
-interface PapiClient {
-  _get(opts: PapiRequest): Promise<PapiResponse>;
-}
-interface PapiRequest {
-  name: string;
-  path: string;
-  params: Record<string, string>;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  ctx: EventEmitter;
-  timeout: number;
-  /** papi pipes the response into what this returns (and then leaves `body` unset). */
-  pipe: () => Writable;
-}
-interface PapiResponse {
-  statusCode?: number;
-  headers: IncomingHttpHeaders;
-}
-interface PapiError {
-  isAbort?: boolean;
-  isTimeout?: boolean;
-  isResponse?: boolean;
-  response?: PapiResponse;
-  code?: string;
-  message?: string;
-  cause?: unknown;
-}
-
 /**
  * Once an answer's headers are in, its body must follow within this time: a
  * backstop for a body that stalls without its connection closing.
  */
 export const BODY_TIMEOUT_MS = 5_000;
 
+/** `/kv/{key}` with `{ key: 'a/b' }` → `/kv/a%2Fb`. */
+function fillPath(path: string, params: Readonly<Record<string, string>> | undefined): string {
+  if (!params) return path;
+  return path.replace(/\{(\w+)\}/g, (_whole, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new TypeError(`missing path parameter ${name}`);
+    return encodeURIComponent(value);
+  });
+}
+
+function queryString(query: Readonly<Record<string, string>> | undefined): string {
+  if (!query) return '';
+  let text = '';
+  for (const name in query) {
+    const value = query[name] as string;
+    text += `${text ? '&' : '?'}${encodeURIComponent(name)}${value === '' ? '' : `=${encodeURIComponent(value)}`}`;
+  }
+  return text;
+}
+
+/** Why a request failed, before it is turned into an error. */
+type Failure =
+  | { readonly kind: 'aborted' }
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'cut'; readonly how: 'mid-body' | 'stalled'; readonly bytes: number }
+  | { readonly kind: 'socket'; readonly error: NodeJS.ErrnoException };
+
 export class ConsulTransport {
   /** In failover order; `#active` is the one in use. */
-  readonly #clients: readonly PapiClient[];
+  readonly #endpoints: readonly Endpoint[];
   #active = 0;
 
   constructor(
@@ -82,91 +81,91 @@ export class ConsulTransport {
     readonly bodyTimeoutMs = BODY_TIMEOUT_MS,
   ) {
     if (clients.length === 0) throw new Error('ConsulTransport needs at least one client');
-    this.#clients = clients as unknown as readonly PapiClient[];
+    this.#endpoints = clients.map(endpointOf);
   }
 
   /** After an agent stopped answering, the next request goes to the next one (if several were given). */
   #failOver(failed: number): void {
-    if (this.#active === failed) this.#active = (failed + 1) % this.#clients.length;
+    if (this.#active === failed) this.#active = (failed + 1) % this.#endpoints.length;
   }
 
-  async get(request: ConsulRequest): Promise<ConsulResponse> {
-    const { signal } = request;
-    if (signal?.aborted) throw new RequestAbortedError();
-    const ctx = new EventEmitter();
-    const cancel = (): void => {
-      ctx.emit('cancel');
-    };
-    signal?.addEventListener('abort', cancel, { once: true });
-    const headers: Record<string, string> = {};
-    if (request.token) headers['x-consul-token'] = request.token;
-
-    // papi pipes the response into this sink, which hands us the response
-    // itself: papi never notices a connection closed mid-body (it would wait
-    // for its whole timeout), so the transport watches for it.
-    const chunks: Buffer[] = [];
-    let bodyTimer: NodeJS.Timeout | undefined;
-    let cut: 'mid-body' | 'stalled' | undefined;
-    const sink = (): Writable => {
-      const writable = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          chunks.push(chunk);
-          done();
-        },
-      });
-      writable.once('pipe', (res: IncomingMessage) => {
-        bodyTimer = setTimeout(() => {
-          cut ??= 'stalled';
-          cancel();
-        }, this.bodyTimeoutMs);
-        res.once('close', () => {
-          if (res.complete) return;
-          cut ??= 'mid-body';
-          cancel();
-        });
-      });
-      return writable;
-    };
-
+  get(request: ConsulRequest): Promise<ConsulResponse> {
+    const { signal, timeoutMs } = request;
+    if (signal?.aborted) return Promise.reject(new RequestAbortedError());
     const used = this.#active;
-    const client = this.#clients[used] as PapiClient;
+    const endpoint = this.#endpoints[used] as Endpoint;
+    const headers: Record<string, string> = request.token
+      ? { ...endpoint.headers, 'x-consul-token': request.token }
+      : { ...endpoint.headers };
+    let path: string;
     try {
-      const res = await client._get({
-        name: 'consul-leader',
-        path: request.path,
-        params: { ...request.params },
-        query: { ...request.query },
-        headers,
-        ctx,
-        timeout: request.timeoutMs,
-        pipe: sink,
-      });
-      return toResponse(res, chunks);
-    } catch (error: unknown) {
-      const e = (error ?? {}) as PapiError;
-      if (signal?.aborted) throw new RequestAbortedError();
-      if (e.isResponse && e.response) return toResponse(e.response, chunks);
-      if (cut) {
-        this.#failOver(used);
-        throw new ConsulUnreachableError(
-          'reset',
-          cut === 'mid-body'
-            ? `the connection closed in the middle of the answer's body (${Buffer.concat(chunks).length} bytes received)`
-            : `the answer's body did not arrive within ${this.bodyTimeoutMs} ms of its headers`,
-        );
-      }
-      if (e.isAbort) throw new RequestAbortedError();
-      this.#failOver(used);
-      throw toUnreachable(e, request.timeoutMs);
-    } finally {
-      clearTimeout(bodyTimer);
-      signal?.removeEventListener('abort', cancel);
+      path = endpoint.basePath + fillPath(request.path, request.params) + queryString(request.query);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-  }
-}
 
-function toResponse(res: PapiResponse, chunks: readonly Buffer[]): ConsulResponse {
-  return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
+    return new Promise<ConsulResponse>((resolve, reject) => {
+      let req: ClientRequest | undefined;
+      let res: IncomingMessage | undefined;
+      let settled = false;
+      let chunks: Buffer[] = [];
+      let bytes = 0;
+      // One timer: the whole request's timeout, then, once headers are in, the body's.
+      let timer: NodeJS.Timeout | undefined = setTimeout(() => fail({ kind: 'timeout' }), timeoutMs);
+      const onAbort = (): void => fail({ kind: 'aborted' });
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      const finish = (): void => {
+        settled = true;
+        clearTimeout(timer);
+        timer = undefined;
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (failure: Failure): void => {
+        if (settled) return;
+        finish();
+        req?.destroy();
+        if (failure.kind === 'aborted') return reject(new RequestAbortedError());
+        this.#failOver(used);
+        reject(toUnreachable(failure, timeoutMs, this.bodyTimeoutMs));
+      };
+
+      try {
+        req = endpoint.request({ ...endpoint.options, path, headers }, (response) => {
+          res = response;
+          clearTimeout(timer);
+          timer = setTimeout(() => fail({ kind: 'cut', how: 'stalled', bytes }), this.bodyTimeoutMs);
+          response.on('data', (chunk: Buffer) => {
+            chunks.push(chunk);
+            bytes += chunk.length;
+          });
+          response.once('end', () => {
+            if (settled) return;
+            finish();
+            const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes);
+            chunks = [];
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, body });
+          });
+          // A connection closed mid-body: without this, the request would wait for its whole timeout.
+          response.once('close', () => {
+            if (!response.complete) fail({ kind: 'cut', how: 'mid-body', bytes });
+          });
+          response.on('error', () => {
+            if (!response.complete) fail({ kind: 'cut', how: 'mid-body', bytes });
+          });
+        });
+      } catch (error) {
+        finish();
+        reject(error as Error);
+        return;
+      }
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        if (res && !res.complete) fail({ kind: 'cut', how: 'mid-body', bytes });
+        else fail({ kind: 'socket', error });
+      });
+      req.end();
+    });
+  }
 }
 
 const REASON_BY_CODE: Record<string, UnreachableReason> = {
@@ -179,30 +178,34 @@ const REASON_BY_CODE: Record<string, UnreachableReason> = {
   EAI_AGAIN: 'dns',
 };
 
-function errorCode(e: PapiError): string | undefined {
-  if (e.code) return e.code;
-  const cause = e.cause as PapiError | undefined;
-  return cause?.code;
-}
-
-function toUnreachable(e: PapiError, timeoutMs: number): ConsulUnreachableError {
-  if (e.isTimeout) {
-    return new ConsulUnreachableError('timeout', `no answer from Consul within ${timeoutMs} ms`, {
-      cause: e,
-    });
+function toUnreachable(
+  failure: Exclude<Failure, { kind: 'aborted' }>,
+  timeoutMs: number,
+  bodyTimeoutMs: number,
+): ConsulUnreachableError {
+  switch (failure.kind) {
+    case 'timeout':
+      return new ConsulUnreachableError('timeout', `no answer from Consul within ${timeoutMs} ms`);
+    case 'cut':
+      return new ConsulUnreachableError(
+        'reset',
+        failure.how === 'mid-body'
+          ? `the connection closed in the middle of the answer's body (${failure.bytes} bytes received)`
+          : `the answer's body did not arrive within ${bodyTimeoutMs} ms of its headers`,
+      );
+    case 'socket':
+      break;
   }
-  const code = errorCode(e) ?? '';
+  const e = failure.error;
+  const code = e.code ?? '';
   const reason: UnreachableReason =
     REASON_BY_CODE[code] ??
     (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME/i.test(code) ? 'tls' : 'network');
-  // papi prefixes messages with "consul: consul-leader: "; keep the socket's own words.
   // OpenSSL's messages span lines and name source files: its `reason` says it in a few words.
   const sslReason = (e as { reason?: unknown }).reason;
   const detail =
     code.startsWith('ERR_SSL_') && typeof sslReason === 'string'
       ? `${code}: ${sslReason}`
-      : (e.message ?? 'request failed').replace(/^consul: consul-leader: /, '').trim();
-  return new ConsulUnreachableError(reason, `cannot reach Consul (${reason}): ${detail}`, {
-    cause: e,
-  });
+      : (e.message || 'request failed').trim();
+  return new ConsulUnreachableError(reason, `cannot reach Consul (${reason}): ${detail}`, { cause: e });
 }

@@ -49,10 +49,10 @@ export const CASES: readonly BenchCase[] = [
   {
     name: 'many-keys',
     heading: '## Case 3:',
-    run: async ({ config }) => {
+    run: async ({ config, log, sdk }) => {
       const changes = config.quick ? 20 : 50;
       const sizes = config.quick ? [1, 100, 1000] : [1, 100, 1000, 10000];
-      return renderManyKeysSection(await runManyKeys(sizes, changes), changes);
+      return renderManyKeysSection(await runManyKeys(sizes, changes, { sdk: sdk.url, log }), changes);
     },
   },
   {

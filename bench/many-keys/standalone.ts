@@ -1,22 +1,40 @@
-/** `npx tsx bench/many-keys/standalone.ts [--quick]`: case 3 alone, printed (`pnpm bench -- --case many-keys` writes it). */
-import { summarize } from '../stats.js';
+/**
+ * `npx tsx bench/many-keys/standalone.ts [--quick] [--markdown]`: case 3 alone, printed, one line per
+ * row, or as its BENCHMARKS.md section (`pnpm bench -- --case many-keys` writes it).
+ */
 import { runManyKeys } from './case.js';
+import { figures, largestClockOffset, renderManyKeysSection } from './report.js';
 
 const quick = process.argv.includes('--quick');
-const rows = await runManyKeys(quick ? [1, 100, 1000] : [1, 100, 1000, 10000], quick ? 20 : 50);
+const markdown = process.argv.includes('--markdown');
+const changes = quick ? 20 : 50;
+const t0 = Date.now();
+const fixed = (x: number | undefined, digits = 2): string =>
+  x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits);
+const rows = await runManyKeys(quick ? [1, 100, 1000] : [1, 100, 1000, 10000], changes, {
+  log: (line) => console.error(`[bench] ${((Date.now() - t0) / 1000).toFixed(1)} s: ${line}`),
+});
+console.error(`[bench] ${((Date.now() - t0) / 1000).toFixed(1)} s: many-keys: finished`);
 for (const row of rows) {
-  const s = summarize(row.latencies);
+  const f = figures(row);
   console.log(
     [
       `${row.keys} keys`,
       row.mode,
-      `first load ${row.firstLoadMs.toFixed(0)} ms`,
-      `p50 ${s?.p50.toFixed(2)} ms p99 ${s?.p99.toFixed(2)} ms`,
-      `KV req/change ${row.kvRequestsPerChange.toFixed(2)}`,
-      `session req/change ${row.sessionRequestsPerChange.toFixed(2)}`,
+      `floor p50 ${fixed(f.floorP50)} p99 ${fixed(f.floorP99)} ms`,
+      `SDK p50 ${fixed(f.sdkP50)} p99 ${fixed(f.sdkP99)} ms`,
+      `SDK/floor p50 ${fixed(f.ratio)}x`,
+      `median Δ ${fixed(f.medianDelta)} ms`,
+      `missed ${row.floor.missed}/${row.sdk.missed}`,
+      `first load ${fixed(row.floor.firstLoadMs, 0)}/${fixed(row.sdk.firstLoadMs, 0)} ms`,
+      `KV req/change ${fixed(row.kvRequestsPerChange)} (floor ${fixed(row.floorRequestsPerChange)})`,
+      `session req/change ${fixed(row.sessionRequestsPerChange)}`,
       `KV in flight ${row.kvInFlight}`,
       `connections ${row.connections}`,
-      `CPU ${row.cpuMsPerChange.toFixed(1)} ms/change`,
+      `CPU floor ${fixed(row.floor.perChange.cpuMs, 1)} SDK ${fixed(row.sdk.perChange.cpuMs, 1)} Consul ${fixed(row.consulCpuMsPerChange, 1)} ms/change`,
+      `run queue floor ${fixed(row.floor.perChange.runQueueMs, 1)} SDK ${fixed(row.sdk.perChange.runQueueMs, 1)} ms/change`,
     ].join(' | '),
   );
 }
+console.log(`largest clock offset between threads: ${fixed(largestClockOffset(rows), 3)} ms`);
+if (markdown) console.log(`\n${renderManyKeysSection(rows, changes)}`);

@@ -1,0 +1,53 @@
+/** What case 3's main thread and its watcher threads (floor, SDK) say to each other. */
+
+/**
+ * `floor`: a bare `http` loop on the prefix's recursive blocking query
+ * (floor.ts); the other two: one `createLeaderDiscovery`, followed through
+ * `leaders(prefix)` or through one `leader(key)` per key.
+ */
+export type ManyKeysWatcherKind = 'floor' | 'leaders(prefix)' | 'leader(key) per key';
+
+/** `workerData` of a watcher thread: one thread follows one prefix after another. */
+export interface ManyKeysWatcherInit {
+  /** `floor` or `sdk`: what the thread can follow with. */
+  readonly role: 'floor' | 'sdk';
+  /** Where to import `@consul-leader/discovery` from (bench/sdk-snapshot.ts); the package itself if absent. */
+  readonly sdk?: string;
+}
+
+/** What to follow: the keys are `keyOf(prefix, i)` for i in [0, size). */
+export interface FollowOrder {
+  readonly kind: ManyKeysWatcherKind;
+  /** The Consul HTTP API the watcher reads from (its counting proxy). */
+  readonly host: string;
+  readonly port: number;
+  readonly prefix: string;
+  readonly size: number;
+}
+
+export const keyOf = (prefix: string, i: number): string => `${prefix}s${i}/leader`;
+
+/** A key's leader as a watcher sees it: the `tag` of its value, or null with no leader; `at` is `now()` in the watcher's thread. */
+export type KeyView = readonly [key: string, tag: string | null, at: number];
+
+export type FromManyKeysWatcher =
+  /** Its modules are loaded: it follows on `follow`. */
+  | { readonly type: 'loaded' }
+  /** What changed, batched per turn of the watcher's event loop. */
+  | { readonly type: 'views'; readonly views: readonly KeyView[] }
+  /** Every key has been reported once: `firstLoadMs` after the watcher started reading. */
+  | { readonly type: 'ready'; readonly firstLoadMs: number }
+  /** It stopped following (sockets closed); no more views of that prefix. */
+  | { readonly type: 'unfollowed' }
+  | { readonly type: 'pong'; readonly sentAt: number; readonly at: number }
+  /** The thread's totals so far (bench/latency/thread-times.ts). */
+  | { readonly type: 'usage'; readonly cpuMs: number; readonly runQueueMs: number }
+  | { readonly type: 'failure'; readonly message: string }
+  | { readonly type: 'stopped' };
+
+export type ToManyKeysWatcher =
+  | ({ readonly type: 'follow' } & FollowOrder)
+  | { readonly type: 'unfollow' }
+  | { readonly type: 'ping'; readonly sentAt: number }
+  | { readonly type: 'usage' }
+  | { readonly type: 'stop' };

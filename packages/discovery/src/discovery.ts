@@ -52,7 +52,8 @@ import { blockingQuery } from './watch/blocking-query.js';
 import { PendingReads } from './watch/pending-reads.js';
 import { retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
-import { type KvEntry, readKvListResponse, readKvResponse } from './wire/kv.js';
+import { readKvResponse } from './wire/kv.js';
+import { KvListReader } from './wire/kv-list.js';
 
 /**
  * The full state of one leader key, discriminated on `status`:
@@ -226,13 +227,13 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   // One recursive blocking query per prefix and read scope.
   const prefixStream = (scope: ReadScope): Observable<PrefixEvent> =>
     shared(scopeId('prefix', scope), () => {
-      // The last answer's entries: keys not written since keep their objects.
-      let entries: ReadonlyMap<string, KvEntry> | undefined;
+      // Reads each answer against the last one: keys not written since keep their objects.
+      const reader = new KvListReader(scope.key);
       const joins = new PendingReads();
       return followPrefix(scope.key, {
         kv$: blockingQuery({
           send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
-          read: (res) => (entries = readKvListResponse(res, scope.key, entries)),
+          read: (res) => reader.read(res),
           retry: defaults.retry,
           idleWakeups: defaults.idleWakeups,
           beforeNextRead: () => joins.settled(),

@@ -37,7 +37,7 @@ export function parseBody(res: ConsulResponse, what: string): unknown {
  * same key's entry from the last answer) when the key was not written since,
  * so unchanged keys keep their objects. undefined: not a valid entry.
  */
-function fastEntry(value: unknown, previous: KvEntry | undefined): KvEntry | undefined {
+export function fastEntry(value: unknown, previous: KvEntry | undefined): KvEntry | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   const { Key: key, Value: raw, Session: session } = o;
@@ -111,8 +111,28 @@ export function readKvResponse(res: ConsulResponse, key: string): KvRead {
 }
 
 /**
+ * The entries of a 2xx recursive answer, in Consul's order, all under `prefix`.
+ * Entries of keys not written since `previous` are `previous`'s objects.
+ */
+export function readKvList(
+  res: ConsulResponse,
+  prefix: string,
+  previous?: ReadonlyMap<string, KvEntry>,
+): KvEntry[] {
+  const entries = readEntries(res, previous);
+  for (const entry of entries) {
+    if (!entry.key.startsWith(prefix)) {
+      throw new InvalidResponseError(`KV answer holds keys outside the prefix ${JSON.stringify(prefix)}`);
+    }
+  }
+  return entries;
+}
+
+/**
  * Interprets a recursive answer (`?recurse`) for a prefix: 404 is "no keys".
  * Entries of keys not written since `previous` are `previous`'s objects.
+ * Parses the whole body: a followed prefix uses `KvListReader` (kv-list.ts),
+ * which re-reads only the bytes that changed.
  */
 export function readKvListResponse(
   res: ConsulResponse,
@@ -121,11 +141,6 @@ export function readKvListResponse(
 ): ReadonlyMap<string, KvEntry> {
   if (res.status === 404) return new Map();
   const entries = new Map<string, KvEntry>();
-  for (const entry of readEntries(res, previous)) {
-    if (!entry.key.startsWith(prefix)) {
-      throw new InvalidResponseError(`KV answer holds keys outside the prefix ${JSON.stringify(prefix)}`);
-    }
-    entries.set(entry.key, entry);
-  }
+  for (const entry of readKvList(res, prefix, previous)) entries.set(entry.key, entry);
   return entries;
 }

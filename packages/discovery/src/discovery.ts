@@ -37,7 +37,7 @@ import { leaderOf, leadersOf } from './leader/leader-of.js';
 import { type PrefixEvent, followPrefix } from './leader/follow-prefix.js';
 import { type LeaderHandle, followHandle } from './leader/follow-handle.js';
 import type { CoalesceOptions } from './leader/coalesce.js';
-import { DEFAULT_COALESCE, KeyGroups, keyEventFromPrefix } from './leader/coalesce.js';
+import { DEFAULT_COALESCE, KeyGroups, PrefixRouter } from './leader/coalesce.js';
 import { sameKeyEvent } from './leader/key-snapshot.js';
 import { type Descriptor, sameState, stateMapper, toSettledState } from './leader/to-state.js';
 import { parseDurationMs } from './wire/duration.js';
@@ -213,16 +213,24 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
       return defer(() =>
         groups.join(group).pipe(
           distinctUntilChanged(),
-          switchMap((coalesced) =>
-            coalesced
-              ? prefixStream(prefixScope).pipe(map((event) => keyEventFromPrefix(event, scope.key)))
-              : singleKey(scope),
-          ),
+          switchMap((coalesced) => (coalesced ? routerOf(prefixScope).key(scope.key) : singleKey(scope))),
           distinctUntilChanged(sameKeyEvent),
           finalize(() => groups.leave(group)),
         ),
       );
     });
+
+  // Coalesced keys of one prefix and read scope are told of their changes by one router.
+  const routers = new Map<string, PrefixRouter>();
+  const routerOf = (scope: ReadScope): PrefixRouter => {
+    const id = scopeId('prefix', scope);
+    let router = routers.get(id);
+    if (!router) {
+      router = new PrefixRouter(prefixStream(scope), () => routers.delete(id));
+      routers.set(id, router);
+    }
+    return router;
+  };
 
   // One recursive blocking query per prefix and read scope.
   const prefixStream = (scope: ReadScope): Observable<PrefixEvent> =>
@@ -349,7 +357,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     if (closed) return EMPTY;
     const after = nullAfterMs(call);
     return shared(pipelineId('leaders', scopeOf(prefix, call), call, after), () =>
-      watchPrefix(prefix, call).pipe(leadersOf(after)),
+      prefixStream(scopeOf(prefix, call)).pipe(leadersOf(stateMapper(descriptorOf(call)), after)),
     );
   };
 

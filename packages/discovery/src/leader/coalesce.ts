@@ -3,7 +3,8 @@
  * all served from the prefix's recursive blocking query instead of one query
  * (and one connection to Consul) each.
  */
-import { BehaviorSubject, type Observable } from 'rxjs';
+import { BehaviorSubject, Observable, type Subscriber, type Subscription } from 'rxjs';
+import { KeyedList, changedPositions } from '../keyed-list.js';
 import type { KeyEvent } from './key-snapshot.js';
 import type { PrefixEvent } from './follow-prefix.js';
 
@@ -60,4 +61,78 @@ export class KeyGroups {
     entry.count -= 1;
     if (entry.count <= 0) this.#groups.delete(group);
   }
+}
+
+/**
+ * Hands each coalesced key the events of its prefix's query that concern it.
+ * When an answer has the same keys as the last one, only the keys whose
+ * snapshot changed are told: a change to one key of 10,000 followed keys runs
+ * one key's pipeline, not 10,000. Subscribes to the prefix while any key is
+ * followed.
+ */
+export class PrefixRouter {
+  readonly #subscribers = new Map<string, Set<Subscriber<KeyEvent>>>();
+  #last: PrefixEvent | undefined;
+  #subscription: Subscription | undefined;
+
+  constructor(
+    private readonly source: Observable<PrefixEvent>,
+    /** Called when the last key leaves (the router may be dropped). */
+    private readonly onIdle: () => void = () => undefined,
+  ) {}
+
+  key(key: string): Observable<KeyEvent> {
+    return new Observable<KeyEvent>((subscriber) => {
+      let subscribers = this.#subscribers.get(key);
+      if (!subscribers) {
+        subscribers = new Set();
+        this.#subscribers.set(key, subscribers);
+      }
+      subscribers.add(subscriber);
+      if (this.#last) subscriber.next(keyEventFromPrefix(this.#last, key));
+      this.#subscription ??= this.source.subscribe({
+        next: (event) => this.#route(event),
+        complete: () => {
+          for (const set of [...this.#subscribers.values()]) for (const s of [...set]) s.complete();
+        },
+      });
+      return () => {
+        const set = this.#subscribers.get(key);
+        set?.delete(subscriber);
+        if (set?.size === 0) this.#subscribers.delete(key);
+        if (this.#subscribers.size === 0) {
+          this.#subscription?.unsubscribe();
+          this.#subscription = undefined;
+          this.#last = undefined;
+          this.onIdle();
+        }
+      };
+    });
+  }
+
+  #route(event: PrefixEvent): void {
+    const previous = this.#last;
+    this.#last = event;
+    if (
+      event.kind === 'snapshot' &&
+      previous?.kind === 'snapshot' &&
+      previous.keys instanceof KeyedList &&
+      event.keys instanceof KeyedList
+    ) {
+      const positions = changedPositions(previous.keys, event.keys);
+      if (positions) {
+        for (const i of positions) {
+          const key = (event.keys.list[i] as { key: string }).key;
+          const subscribers = this.#subscribers.get(key);
+          if (subscribers) tell(subscribers, keyEventFromPrefix(event, key));
+        }
+        return;
+      }
+    }
+    for (const [key, subscribers] of this.#subscribers) tell(subscribers, keyEventFromPrefix(event, key));
+  }
+}
+
+function tell(subscribers: ReadonlySet<Subscriber<KeyEvent>>, event: KeyEvent): void {
+  for (const subscriber of [...subscribers]) subscriber.next(event);
 }

@@ -9,6 +9,7 @@ import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
+import { KeyedList, changedPositions } from '../keyed-list.js';
 import { type KeySnapshot, heldBy, sameKeyEvent } from './key-snapshot.js';
 
 /** What Consul says about every key under a prefix, joined with the sessions holding them. */
@@ -73,18 +74,67 @@ function snapshotOf(
 export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable<PrefixEvent> {
   // Session info by id, for the sessions that hold keys in the last answer.
   const cache = new Map<string, LeaderSession | null>();
-  let previousKeys: ReadonlyMap<string, KeySnapshot> = new Map();
+  // How many keys of the last built answer each session holds: the cache keeps those only.
+  let holders = new Map<string, number>();
+  let previousEntries: KeyedList<KvEntry> = new KeyedList([], new Map());
+  let previousKeys: KeyedList<KeySnapshot> = new KeyedList([], new Map());
 
-  const build = (entries: ReadonlyMap<string, KvEntry>, meta: ConsulReadMeta): Step => {
-    const keys = new Map<string, KeySnapshot>();
-    const held = new Set<string>();
-    for (const entry of entries.values()) {
-      keys.set(entry.key, snapshotOf(entry, cache, meta, previousKeys.get(entry.key)));
-      if (entry.session) held.add(entry.session);
+  const hold = (session: string | null, by: number): void => {
+    if (session === null) return;
+    const count = (holders.get(session) ?? 0) + by;
+    if (count > 0) holders.set(session, count);
+    else {
+      holders.delete(session);
+      cache.delete(session);
     }
-    for (const id of cache.keys()) if (!held.has(id)) cache.delete(id);
-    previousKeys = keys;
-    return { kind: 'snapshot', keys, meta };
+  };
+
+  /**
+   * Against the last built answer: when its keys are the same, in the same
+   * order (the reader's shared index), only the entries that are not the same
+   * objects are looked at, so a change to one key of 10,000 costs little more
+   * than one key's work.
+   */
+  const build = (answer: ReadonlyMap<string, KvEntry>, meta: ConsulReadMeta): Step => {
+    const entries = answer instanceof KeyedList ? answer : KeyedList.of([...answer.values()]);
+    const positions =
+      meta.knownLeader === previousKeys.list[0]?.meta.knownLeader
+        ? changedPositions(previousEntries, entries)
+        : null;
+    let snapshots: KeySnapshot[];
+    if (positions) {
+      snapshots = previousKeys.list.slice();
+      for (const i of positions) {
+        const entry = entries.list[i] as KvEntry;
+        hold(entry.session, 1);
+        snapshots[i] = snapshotOf(entry, cache, meta, previousKeys.list[i]);
+      }
+      // Only then let go: a session may have moved from one changed key to another.
+      for (const i of positions) hold((previousEntries.list[i] as KvEntry).session, -1);
+    } else {
+      const counted = new Map<string, number>();
+      snapshots = entries.list.map((entry) => {
+        if (entry.session) counted.set(entry.session, (counted.get(entry.session) ?? 0) + 1);
+        return snapshotOf(entry, cache, meta, previousKeys.get(entry.key));
+      });
+      for (const id of cache.keys()) if (!counted.has(id)) cache.delete(id);
+      holders = counted;
+    }
+    previousEntries = entries;
+    previousKeys = new KeyedList(snapshots, entries.index);
+    return { kind: 'snapshot', keys: previousKeys, meta };
+  };
+
+  /** Sessions that hold keys in `entries` and were never read. */
+  const unknownSessions = (answer: ReadonlyMap<string, KvEntry>): Set<string> => {
+    const missing = new Set<string>();
+    const check = (entry: KvEntry): void => {
+      if (entry.session && !cache.has(entry.session)) missing.add(entry.session);
+    };
+    const positions = answer instanceof KeyedList ? changedPositions(previousEntries, answer) : null;
+    if (positions && answer instanceof KeyedList) for (const i of positions) check(answer.list[i] as KvEntry);
+    else for (const entry of answer.values()) check(entry);
+    return missing;
   };
 
   const join = (event: BlockingQueryEvent<ReadonlyMap<string, KvEntry>>): Observable<Step> => {
@@ -93,10 +143,7 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
       return of({ kind: 'unreachable', error, attempt, retryInMs });
     }
     const { value: entries, meta } = event;
-    const missing = new Set<string>();
-    for (const entry of entries.values()) {
-      if (entry.session && !cache.has(entry.session)) missing.add(entry.session);
-    }
+    const missing = unknownSessions(entries);
     if (missing.size === 0) return of(build(entries, meta));
     return new Observable<Step>((subscriber) => {
       const pending = new Set(missing);
@@ -149,6 +196,10 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
 export function samePrefixEvent(a: PrefixEvent, b: PrefixEvent): boolean {
   if (a.kind !== 'snapshot' || b.kind !== 'snapshot') return false;
   if (a.keys.size !== b.keys.size || a.meta.knownLeader !== b.meta.knownLeader) return false;
+  if (a.keys instanceof KeyedList && b.keys instanceof KeyedList) {
+    const changed = changedPositions(a.keys, b.keys);
+    if (changed) return changed.length === 0;
+  }
   for (const [key, snapshot] of a.keys) if (b.keys.get(key) !== snapshot) return false;
   return true;
 }

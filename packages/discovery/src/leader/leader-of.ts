@@ -1,9 +1,12 @@
 /**
- * `leader()` from `watch()` and `leaders()` from the prefix states: the
+ * `leader()` from `watch()` and `leaders()` from the prefix's events: the
  * settled answer, held through an outage of Consul.
  */
 import { type OperatorFunction, defer, distinctUntilChanged, filter, map, of, switchMap, timer } from 'rxjs';
 import type { ErrorInfo, Leader, LeaderState } from '@consul-leader/types';
+import { KeyedList, changedPositions } from '../keyed-list.js';
+import type { PrefixEvent } from './follow-prefix.js';
+import type { KeySnapshot } from './key-snapshot.js';
 import { sameLeader } from './to-state.js';
 
 /**
@@ -60,13 +63,8 @@ export function leaderOf<T, E extends ErrorInfo>(
   });
 }
 
-/** What `leadersOf` needs of a prefix's state. */
-interface PrefixStates<T, E extends ErrorInfo> {
-  readonly unreachable: unknown;
-  readonly states: ReadonlyMap<string, LeaderState<T, E>>;
-}
-
 function sameLeaders<T>(a: ReadonlyMap<string, Leader<T>>, b: ReadonlyMap<string, Leader<T>>): boolean {
+  if (a === b) return true;
   if (a.size !== b.size) return false;
   for (const [key, leader] of a) {
     const other = b.get(key);
@@ -75,19 +73,63 @@ function sameLeaders<T>(a: ReadonlyMap<string, Leader<T>>, b: ReadonlyMap<string
   return true;
 }
 
-/** The leaders under a prefix: keys without a (valid) leader are absent. */
+/**
+ * The leaders under a prefix, from its events: keys without a (valid) leader
+ * are absent. When the keys are the same as in the last snapshot, only those
+ * whose snapshot changed are decoded and compared: an answer that changes no
+ * leader makes no new map (building one costs about 3 ms per 10,000 keys).
+ */
 export function leadersOf<T, E extends ErrorInfo>(
+  toState: (snapshot: KeySnapshot) => LeaderState<T, E>,
   emptyAfterMs: number | undefined,
-): OperatorFunction<PrefixStates<T, E>, ReadonlyMap<string, Leader<T>>> {
-  return holdThroughOutage({
-    isOutage: (input: PrefixStates<T, E>) => input.unreachable !== null,
-    answer: ({ states }) => {
-      const leaders = new Map<string, Leader<T>>();
-      for (const [key, state] of states) if (state.status === 'leader') leaders.set(key, state.leader);
-      return leaders as ReadonlyMap<string, Leader<T>>;
-    },
-    empty: new Map<string, Leader<T>>() as ReadonlyMap<string, Leader<T>>,
-    same: sameLeaders,
-    emptyAfterMs,
-  });
+): OperatorFunction<PrefixEvent, ReadonlyMap<string, Leader<T>>> {
+  return (input$) =>
+    defer(() => {
+      const none: ReadonlyMap<string, Leader<T>> = new Map<string, Leader<T>>();
+      let keys: ReadonlyMap<string, KeySnapshot> | undefined;
+      let leaders = none;
+      // Each key's leader by position in `keys` (when it is a KeyedList): a rebuild looks nothing up.
+      let byPosition: (Leader<T> | undefined)[] = [];
+      const leaderIn = (snapshot: KeySnapshot): Leader<T> | undefined => {
+        const state = toState(snapshot);
+        return state.status === 'leader' ? state.leader : undefined;
+      };
+      const answer = (event: PrefixEvent): ReadonlyMap<string, Leader<T>> => {
+        if (event.kind !== 'snapshot') return leaders;
+        const next = event.keys;
+        const positions =
+          keys instanceof KeyedList && next instanceof KeyedList ? changedPositions(keys, next) : null;
+        keys = next;
+        if (positions) {
+          let changed = false;
+          for (const i of positions) {
+            const before = byPosition[i];
+            const now = leaderIn((next as KeyedList<KeySnapshot>).list[i] as KeySnapshot);
+            byPosition[i] = now;
+            if (before === undefined || now === undefined ? before !== now : !sameLeader(before, now)) {
+              changed = true;
+            }
+          }
+          if (!changed) return leaders;
+        } else {
+          byPosition = [...next.values()].map(leaderIn);
+        }
+        const made = new Map<string, Leader<T>>();
+        let i = 0;
+        for (const key of next.keys()) {
+          const leader = byPosition[i++];
+          if (leader) made.set(key, leader);
+        }
+        return (leaders = made);
+      };
+      return input$.pipe(
+        holdThroughOutage({
+          isOutage: (event: PrefixEvent) => event.kind === 'unreachable',
+          answer,
+          empty: none,
+          same: sameLeaders,
+          emptyAfterMs,
+        }),
+      );
+    });
 }

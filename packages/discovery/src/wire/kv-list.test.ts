@@ -543,7 +543,7 @@ describe('KvListReader', () => {
       expect(seen).toEqual(keys);
       expect(map.has('svc/zz')).toBe(false);
       expect(map.get('svc/zz')).toBeUndefined();
-      expect(Object.prototype.toString.call(map)).toBe('[object KvEntries]');
+      expect(Object.prototype.toString.call(map)).toBe('[object KeyedList]');
     });
   });
 });

@@ -12,6 +12,7 @@ import { parseConsulJson } from '@consul-leader/types';
 import { type KvEntry, fastEntry, readKvList } from './kv.js';
 import { assertStatus } from './status.js';
 import type { ConsulResponse } from './transport.js';
+import { KeyedList, indexOf } from '../keyed-list.js';
 
 const OPEN_ARRAY = 0x5b; // [
 const CLOSE_ARRAY = 0x5d; // ]
@@ -23,59 +24,8 @@ const COMMA = 0x2c;
 
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
-/**
- * The entries of an answer by key, in Consul's order: a list and a key →
- * position index. Answers that change values but not keys share the index,
- * so a change does not rebuild a Map of every key.
- */
-export class KvEntries implements ReadonlyMap<string, KvEntry> {
-  constructor(
-    /** In body order, one per key. */
-    readonly list: readonly KvEntry[],
-    /** Each key's position in `list`, inserted in that order. */
-    readonly index: ReadonlyMap<string, number>,
-  ) {}
-
-  get size(): number {
-    return this.list.length;
-  }
-
-  get(key: string): KvEntry | undefined {
-    const i = this.index.get(key);
-    return i === undefined ? undefined : this.list[i];
-  }
-
-  has(key: string): boolean {
-    return this.index.has(key);
-  }
-
-  keys(): MapIterator<string> {
-    return this.index.keys();
-  }
-
-  values(): MapIterator<KvEntry> {
-    return this.list.values();
-  }
-
-  entries(): MapIterator<[string, KvEntry]> {
-    return this.list.map((entry): [string, KvEntry] => [entry.key, entry]).values();
-  }
-
-  [Symbol.iterator](): MapIterator<[string, KvEntry]> {
-    return this.entries();
-  }
-
-  forEach(
-    fn: (value: KvEntry, key: string, map: ReadonlyMap<string, KvEntry>) => void,
-    thisArg?: unknown,
-  ): void {
-    for (const entry of this.list) fn.call(thisArg, entry, entry.key, this);
-  }
-
-  get [Symbol.toStringTag](): string {
-    return 'KvEntries';
-  }
-}
+/** The entries of an answer by key, in Consul's order; answers that change values but not keys share the index. */
+export type KvEntries = KeyedList<KvEntry>;
 
 /** Where the entries of an accepted body lie, in bytes. */
 interface Layout {
@@ -251,15 +201,14 @@ export class KvListReader {
 
   private full(res: ConsulResponse, previous: ReadonlyMap<string, KvEntry> | undefined): Accepted {
     const list = readKvList(res, this.prefix, previous);
-    const index = new Map<string, number>();
-    for (let i = 0; i < list.length; i++) index.set((list[i] as KvEntry).key, i);
+    const index = indexOf(list);
     if (index.size !== list.length) {
       // Duplicate keys (not from Consul): the last one wins, as in a Map; never diffed against.
       const map = new Map<string, KvEntry>();
       for (const entry of list) map.set(entry.key, entry);
       return { body: res.body, map, diffable: undefined };
     }
-    const entries = new KvEntries(list, index);
+    const entries = new KeyedList(list, index);
     const layout = layoutOf(res.body, list.length);
     return { body: res.body, map: entries, diffable: layout && { entries, layout } };
   }
@@ -330,13 +279,12 @@ export class KvListReader {
     }
     let index = previous.index;
     if (!sameKeys) {
-      const rebuilt = new Map<string, number>();
-      for (let i = 0; i < list.length; i++) rebuilt.set((list[i] as KvEntry).key, i);
+      const rebuilt = indexOf(list);
       // Duplicate keys: let the full parse decide which object each key keeps.
       if (rebuilt.size !== list.length) return undefined;
       index = rebuilt;
     }
-    const entries = new KvEntries(list, index);
+    const entries = new KeyedList(list, index);
     return {
       body,
       map: entries,

@@ -179,7 +179,7 @@ percentiles are nearest-rank, and "spread" is p99 − p50 unless a table says ot
 | Consul | ${env.consul} (\`consul agent -dev\` on a loopback address, started by \`scripts/consul-agent.ts\`) |
 | packages | ${packages} |
 | SDK source | commit ${env.source} |
-| SDK build | \`pnpm build\` at the start (dist ${sdk.hash}); cases 2, 4 and 5 load a copy of it taken then${rebuilt} |
+| SDK build | \`pnpm build\` at the start (dist ${sdk.hash}); cases 2, 3, 4 and 5 load a copy of it taken then${rebuilt} |
 `;
 }
 

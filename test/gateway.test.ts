@@ -167,21 +167,46 @@ const descriptorOf = (b: Backend): string =>
  * Each backend tries `PUT ?acquire` every 100 ms while alive and not leading (a held
  * key, or a lock-delay, refuses it); whoever acquires leads, logged in `leaderships`.
  */
-function campaign(key: string, backends: readonly Backend[], leaderships: Leadership[]): () => Promise<void> {
+interface Campaign {
+  /**
+   * No new acquire until `resume()`; resolves once none is in flight. Consul checks an
+   * acquire against the lock-delay before it goes through Raft, so an acquire checked
+   * just before a destroy is applied, and applied just after, wins the key at once.
+   */
+  pause(): Promise<void>;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+function campaign(key: string, backends: readonly Backend[], leaderships: Leadership[]): Campaign {
   let stopped = false;
+  let paused = false;
+  const inFlight = new Set<Promise<boolean>>();
   const loops = backends.map(async (b) => {
     while (!stopped && b.alive) {
-      if (!leaderships.some((l) => l.backend === b.name && l.killedAt === undefined)) {
+      if (!paused && !leaderships.some((l) => l.backend === b.name && l.killedAt === undefined)) {
         const from = now();
-        const won = await acquire(consul, key, b.session, descriptorOf(b)).catch(() => false);
+        const attempt = acquire(consul, key, b.session, descriptorOf(b)).catch(() => false);
+        inFlight.add(attempt);
+        const won = await attempt;
+        inFlight.delete(attempt);
         if (won && b.alive) leaderships.push({ backend: b.name, session: b.session, from });
       }
       await delay(100);
     }
   });
-  return async () => {
-    stopped = true;
-    await Promise.all(loops);
+  return {
+    async pause() {
+      paused = true;
+      await Promise.all(inFlight);
+    },
+    resume() {
+      paused = false;
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+    },
   };
 }
 
@@ -422,8 +447,8 @@ describe('examples/gateway', () => {
 
       const load = startLoad(url);
       cleanups.push(() => load.stop());
-      const stopCampaign = campaign(key, backends, leaderships);
-      cleanups.push(stopCampaign);
+      const elections = campaign(key, backends, leaderships);
+      cleanups.push(() => elections.stop());
 
       // The first leader, and traffic to it.
       await until('a first leader', () => leaderships.length === 1);
@@ -434,12 +459,14 @@ describe('examples/gateway', () => {
         () => load.results.filter((r) => r.body?.backend === old.name).length >= BEFORE_KILL,
       );
 
-      // The kill.
+      // The kill (no contender's acquire racing the destroy: see Campaign.pause).
+      await elections.pause();
       const killAt = now();
       first.killedAt = killAt;
       old.stop();
       if (kill === 'crash') await closeServer(old.server);
       await destroySession(consul, old.session);
+      elections.resume();
 
       // The gateway observes the loss (a null: the lock-delay keeps the key vacant), then the next leader.
       await until('the gateway observes the loss', () =>

@@ -22,6 +22,7 @@ import {
   renderTable,
   renderWatchScreen,
 } from '../packages/discovery/src/cli/table.js';
+import { sessionInfo } from '../packages/discovery/src/test-fixtures.js';
 
 type State = LeaderState<unknown, ErrorInfo>;
 type Settled = SettledLeaderState<unknown, ErrorInfo>;
@@ -917,19 +918,7 @@ describe('consul-leader CLI formatting', () => {
   describe('PrefixView (pure)', () => {
     const t = (s: number): Date => new Date(Date.UTC(2026, 10, 24, 23, 50, s));
     const meta = (index: bigint) => ({ index, lastContactMs: 0, knownLeader: true });
-    const session = (id: string) =>
-      ({
-        id,
-        name: id,
-        node: 'n',
-        checks: [],
-        behavior: 'release',
-        ttl: '',
-        ttlMs: null,
-        lockDelayMs: 0,
-        createIndex: 1n,
-        modifyIndex: 1n,
-      }) as const;
+    const session = (id: string) => sessionInfo(id, { node: 'n' });
     const held = (key: string, id: string, index: bigint): Settled => ({
       status: 'leader',
       key,

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { Subject, defer, finalize } from 'rxjs';
-import type { ConsulReadMeta } from '@consul-leader/types';
+import { readMeta } from '../test-fixtures.js';
 import { KeyedList } from '../keyed-list.js';
 import type { PrefixEvent } from './follow-prefix.js';
 import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
 import { PrefixRouter, topLevelFolder } from './coalesce.js';
 
-const meta: ConsulReadMeta = { index: 5n, lastContactMs: 0, knownLeader: true };
+const meta = readMeta(5n);
 const snapshot = (key: string, modifyIndex: bigint): KeySnapshot => ({
   kind: 'no-session',
   key,

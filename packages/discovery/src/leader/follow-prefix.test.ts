@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Subject, of } from 'rxjs';
-import type { ConsulReadMeta, LeaderSession } from '@consul-leader/types';
+import { readMeta as meta, sessionInfo } from '../test-fixtures.js';
 import { KeyedList, indexOf } from '../keyed-list.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { KvEntry } from '../wire/kv.js';
 import { type PrefixEvent, type PrefixSnapshot, followPrefix } from './follow-prefix.js';
-
-const meta = (index: bigint): ConsulReadMeta => ({ index, lastContactMs: 0, knownLeader: true });
 
 const entry = (key: string, session: string | null, modifyIndex: bigint): KvEntry => ({
   key,
@@ -16,19 +14,6 @@ const entry = (key: string, session: string | null, modifyIndex: bigint): KvEntr
   lockIndex: 1n,
   createIndex: 1n,
   modifyIndex,
-});
-
-const sessionInfo = (id: string): LeaderSession => ({
-  id,
-  name: id,
-  node: 'node-1',
-  checks: ['serfHealth'],
-  behavior: 'release',
-  ttl: '',
-  ttlMs: null,
-  lockDelayMs: 0,
-  createIndex: 1n,
-  modifyIndex: 1n,
 });
 
 /** A prefix followed over a hand-fed blocking query; sessions exist unless listed as gone. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Subject } from 'rxjs';
 import { z } from 'zod';
-import type { ConsulReadMeta, Leader, LeaderSession } from '@consul-leader/types';
+import type { Leader } from '@consul-leader/types';
+import { readMeta, sessionInfo } from '../test-fixtures.js';
 import { ConsulUnreachableError } from '../errors.js';
 import { KeyedList } from '../keyed-list.js';
 import type { KvEntry } from '../wire/kv.js';
@@ -10,19 +11,7 @@ import { type KeySnapshot, heldBy } from './key-snapshot.js';
 import { leadersOf } from './leader-of.js';
 import { stateMapper } from './to-state.js';
 
-const meta: ConsulReadMeta = { index: 5n, lastContactMs: 0, knownLeader: true };
-const session = (id: string): LeaderSession => ({
-  id,
-  name: id,
-  node: 'n1',
-  checks: [],
-  behavior: 'release',
-  ttl: '',
-  ttlMs: null,
-  lockDelayMs: 0,
-  createIndex: 1n,
-  modifyIndex: 1n,
-});
+const meta = readMeta(5n);
 const entry = (key: string, host: string, modifyIndex: bigint, holder: string | null = 'S'): KvEntry => ({
   key,
   valueBase64: Buffer.from(JSON.stringify({ host })).toString('base64'),
@@ -33,7 +22,7 @@ const entry = (key: string, host: string, modifyIndex: bigint, holder: string | 
   modifyIndex,
 });
 const held = (e: KvEntry): KeySnapshot =>
-  e.session ? heldBy(e, session(e.session), meta) : { kind: 'no-session', key: e.key, entry: e, meta };
+  e.session ? heldBy(e, sessionInfo(e.session), meta) : { kind: 'no-session', key: e.key, entry: e, meta };
 
 /** Prefix snapshots like followPrefix's: unchanged keys keep their objects, same keys share the index. */
 function prefix() {

@@ -1,23 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { type ConsulReadMeta, type LeaderSession, leaderStateSchema } from '@consul-leader/types';
+import { type ConsulReadMeta, leaderStateSchema } from '@consul-leader/types';
+import { sessionInfo } from '../test-fixtures.js';
 import type { LeaderState, PrefixState } from '../discovery.js';
 import { ConsulHttpError, ConsulUnreachableError } from '../errors.js';
 import { eventJson, formatSseComment, formatSseEvent, formatSseRetry, leaderEvents } from './events.js';
 
 const consul: ConsulReadMeta = { index: 42n, lastContactMs: 0, knownLeader: true };
-const session = (id: string): LeaderSession => ({
-  id,
-  name: 'contender',
-  node: 'node-1',
-  checks: ['serfHealth'],
-  behavior: 'release',
-  ttl: '',
-  ttlMs: null,
-  lockDelayMs: 0,
-  createIndex: 9n,
-  modifyIndex: 9n,
-});
+const session = (id: string) =>
+  sessionInfo(id, { name: 'contender', checks: ['serfHealth'], createIndex: 9n, modifyIndex: 9n });
 const leader = (key: string, id: string, node: unknown = { host: 'h', port: 1 }): LeaderState<unknown> => ({
   status: 'leader',
   key,

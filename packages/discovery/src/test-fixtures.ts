@@ -1,0 +1,20 @@
+/** Values the unit tests build again and again (not part of the package: excluded from the build). */
+import type { ConsulReadMeta, LeaderSession } from '@consul-leader/types';
+
+/** The read meta of an answer at `index` from a server that knows its Raft leader. */
+export const readMeta = (index: bigint): ConsulReadMeta => ({ index, lastContactMs: 0, knownLeader: true });
+
+/** A session without TTL, lock-delay or checks unless given. */
+export const sessionInfo = (id: string, over: Partial<LeaderSession> = {}): LeaderSession => ({
+  id,
+  name: id,
+  node: 'node-1',
+  checks: [],
+  behavior: 'release',
+  ttl: '',
+  ttlMs: null,
+  lockDelayMs: 0,
+  createIndex: 1n,
+  modifyIndex: 1n,
+  ...over,
+});

@@ -13,12 +13,11 @@ export interface FailoverWatcherInit {
   readonly sdk?: string;
 }
 
-export type FromFailoverWatcher =
-  /** `at` is `now()` (bench/clock.ts) in the watcher's thread. */
-  | { readonly type: 'observation'; readonly key: string; readonly at: number; readonly view: LeaderView }
-  | { readonly type: 'pong'; readonly sentAt: number; readonly at: number }
-  | { readonly type: 'failure'; readonly message: string }
-  | { readonly type: 'stopped' };
-
-export type ToFailoverWatcher =
-  { readonly type: 'ping'; readonly sentAt: number } | { readonly type: 'stop' };
+/** What a watcher thread posts besides the messages of every thread (bench/thread.ts). */
+export interface FromFailoverWatcher {
+  readonly type: 'observation';
+  readonly key: string;
+  /** `now()` (bench/clock.ts) in the watcher's thread. */
+  readonly at: number;
+  readonly view: LeaderView;
+}

@@ -1,4 +1,5 @@
 /** What the main thread and a watcher's worker thread say to each other. */
+import type { ThreadTimes } from './thread-times.js';
 
 export type WatcherKind = 'floor' | 'consul-watch' | 'poll' | 'sdk';
 
@@ -17,22 +18,18 @@ export interface WatcherInit extends Target {
 /** What a watcher believes: the session holding the key and the `seq` of its value, or no leader. */
 export type LeaderView = { readonly session: string; readonly seq: number | null } | null;
 
-export type FromWatcher =
-  /** `at` is `now()` (bench/clock.ts) in the watcher's thread, taken when it saw the view. */
-  | { readonly type: 'observation'; readonly at: number; readonly view: LeaderView }
-  | { readonly type: 'pong'; readonly sentAt: number; readonly at: number }
-  /** Totals so far in the watcher's thread: CPU time, run-queue wait (thread-times.ts), HTTP requests. */
-  | {
-      readonly type: 'usage';
-      readonly cpuMs: number;
-      readonly runQueueMs: number;
-      readonly requests: number;
-    }
-  | { readonly type: 'failure'; readonly message: string }
-  | { readonly type: 'stopped' };
+/** Totals since the thread started: its CPU time and run-queue wait (ms), and HTTP requests sent. */
+export interface Usage extends ThreadTimes {
+  readonly requests: number;
+}
 
-export type ToWatcher =
-  { readonly type: 'ping'; readonly sentAt: number } | { readonly type: 'usage' } | { readonly type: 'stop' };
+/** What a watcher thread posts besides the messages of every thread (bench/thread.ts). */
+export interface FromWatcher {
+  readonly type: 'observation';
+  /** `now()` (bench/clock.ts) in the watcher's thread, taken when it saw the view. */
+  readonly at: number;
+  readonly view: LeaderView;
+}
 
 export function sameView(a: LeaderView | undefined, b: LeaderView | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;

@@ -30,6 +30,7 @@ export const keyOf = (prefix: string, i: number): string => `${prefix}s${i}/lead
 /** A key's leader as a watcher sees it: the `tag` of its value, or null with no leader; `at` is `now()` in the watcher's thread. */
 export type KeyView = readonly [key: string, tag: string | null, at: number];
 
+/** What a watcher thread posts besides the messages of every thread (bench/thread.ts). */
 export type FromManyKeysWatcher =
   /** Its modules are loaded: it follows on `follow`. */
   | { readonly type: 'loaded' }
@@ -38,16 +39,7 @@ export type FromManyKeysWatcher =
   /** Every key has been reported once: `firstLoadMs` after the watcher started reading. */
   | { readonly type: 'ready'; readonly firstLoadMs: number }
   /** It stopped following (sockets closed); no more views of that prefix. */
-  | { readonly type: 'unfollowed' }
-  | { readonly type: 'pong'; readonly sentAt: number; readonly at: number }
-  /** The thread's totals so far (bench/latency/thread-times.ts). */
-  | { readonly type: 'usage'; readonly cpuMs: number; readonly runQueueMs: number }
-  | { readonly type: 'failure'; readonly message: string }
-  | { readonly type: 'stopped' };
+  | { readonly type: 'unfollowed' };
 
-export type ToManyKeysWatcher =
-  | ({ readonly type: 'follow' } & FollowOrder)
-  | { readonly type: 'unfollow' }
-  | { readonly type: 'ping'; readonly sentAt: number }
-  | { readonly type: 'usage' }
-  | { readonly type: 'stop' };
+/** What a watcher thread answers besides the messages of every thread. */
+export type ToManyKeysWatcher = ({ readonly type: 'follow' } & FollowOrder) | { readonly type: 'unfollow' };

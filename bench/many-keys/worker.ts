@@ -4,13 +4,15 @@
  * (`leaders(prefix)`, or one `leader(key)` per key, on a new
  * `createLeaderDiscovery` each time), posts what changed with its timestamp
  * (`now()` of bench/clock.ts, in this thread), answers clock pings and CPU
- * usage queries, and stops on request. Loaded through tsx by threads.ts.
+ * usage queries, and stops on request (bench/thread.ts). Loaded through tsx
+ * by threads.ts.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import type { Subscription } from 'rxjs';
 import type * as Sdk from '@consul-leader/discovery';
 import { now } from '../clock.js';
 import { threadTimes } from '../latency/thread-times.js';
+import { threadPort } from '../thread.js';
 import { startPrefixFloor } from './floor.js';
 import {
   type FollowOrder,
@@ -21,12 +23,8 @@ import {
   keyOf,
 } from './protocol.js';
 
-const port = parentPort;
-if (!port) throw new Error('bench/many-keys/worker.ts runs as a worker thread');
+const { post, fail, serve } = threadPort<FromManyKeysWatcher>('bench/many-keys/worker.ts');
 const init = workerData as ManyKeysWatcherInit;
-const post = (message: FromManyKeysWatcher): void => port.postMessage(message);
-const fail = (error: unknown): void =>
-  post({ type: 'failure', message: error instanceof Error ? error.message : String(error) });
 
 const tagOf = (node: unknown): string | null =>
   typeof node === 'object' && node !== null && 'tag' in node && typeof node.tag === 'string'
@@ -112,31 +110,24 @@ const stopFollowing = (): void => {
   unfollow = undefined;
 };
 
-port.on('message', (message: ToManyKeysWatcher) => {
-  switch (message.type) {
-    case 'follow':
-      stopFollowing();
-      try {
-        unfollow = follow(message);
-      } catch (error) {
-        fail(error);
-      }
-      return;
-    case 'unfollow':
-      stopFollowing();
-      post({ type: 'unfollowed' });
-      return;
-    case 'ping':
-      post({ type: 'pong', sentAt: message.sentAt, at: now() });
-      return;
-    case 'usage':
-      post({ type: 'usage', ...threadTimes() });
-      return;
-    case 'stop':
-      stopFollowing();
-      post({ type: 'stopped' });
-      port.close();
-      return;
-  }
+serve<ToManyKeysWatcher>({
+  usage: threadTimes,
+  stop: stopFollowing,
+  receive: (message) => {
+    switch (message.type) {
+      case 'follow':
+        stopFollowing();
+        try {
+          unfollow = follow(message);
+        } catch (error) {
+          fail(error);
+        }
+        return;
+      case 'unfollow':
+        stopFollowing();
+        post({ type: 'unfollowed' });
+        return;
+    }
+  },
 });
 post({ type: 'loaded' });

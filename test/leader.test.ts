@@ -332,10 +332,14 @@ describe('sharing and teardown', () => {
       return true;
     });
     const recs = Array.from({ length: 10 }, () => record(discovery.leader(key, { schema: Counted })));
+    // watch() and the other pipelines with the same schema and decoding share the decoded state too.
+    const states = record(discovery.watch(key, { schema: Counted }));
     const s = await createSession(consul);
     await acquire(consul, key, s, descriptor('once'));
     await Promise.all(recs.map((r) => r.next((v) => v !== null)));
+    await states.next((v) => v.status === 'leader');
     expect(parses).toBe(1);
+    states.unsubscribe();
     expect(discovery.leader(key, { schema: Counted })).toBe(discovery.leader(key, { schema: Counted }));
     for (const r of recs) r.unsubscribe();
   });
@@ -343,9 +347,13 @@ describe('sharing and teardown', () => {
   it('completes every stream on close() and refuses new reads', async () => {
     const own = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
     const states = record(own.watch(uniqueKey()));
+    const leaders = record(own.leader(uniqueKey()));
+    const prefixes = record(own.leaders('close/'));
     await states.next(() => true);
+    await leaders.next(() => true);
+    await prefixes.next(() => true);
     own.close();
-    expect(states.completed).toBe(true);
+    expect([states.completed, leaders.completed, prefixes.completed]).toEqual([true, true, true]);
     await expect(own.current('k')).rejects.toMatchObject({ code: 'DISCOVERY_CLOSED' });
     const after = record(own.leader('k'));
     expect(after.completed).toBe(true);

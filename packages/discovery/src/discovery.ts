@@ -2,18 +2,7 @@
  * `createLeaderDiscovery`: the public entry point. It owns the Consul client,
  * one shared stream per followed key, and their teardown.
  */
-import {
-  EMPTY,
-  type Observable,
-  Subject,
-  defer,
-  distinctUntilChanged,
-  finalize,
-  map,
-  shareReplay,
-  switchMap,
-  takeUntil,
-} from 'rxjs';
+import { EMPTY, Observable, defer, distinctUntilChanged, finalize, map, shareReplay, switchMap } from 'rxjs';
 import { z } from 'zod';
 import type {
   ConsulReadMeta,
@@ -145,7 +134,6 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const defaults: ResolvedDiscoveryOptions = resolveDiscoveryDefaults(opts);
   const setup = setUpClients(opts);
   const transport = new ConsulTransport(setup.clients);
-  const closed$ = new Subject<void>();
   const closing = new AbortController();
   const streams = new Map<string, Observable<unknown>>();
   const coalesce = resolveCoalesce(opts.coalesce);
@@ -165,12 +153,25 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     };
   };
 
+  // What close() completes. A Set, not a Subject every stream subscribes to (takeUntil):
+  // leaving a Subject of n observers costs O(n), so unsubscribing n keys cost O(n²).
+  const open = new Set<() => void>();
+  const untilClosed = <E>(source: Observable<E>): Observable<E> =>
+    new Observable<E>((subscriber) => {
+      const end = (): void => subscriber.complete();
+      open.add(end);
+      const subscription = source.subscribe(subscriber);
+      return () => {
+        open.delete(end);
+        subscription.unsubscribe();
+      };
+    });
+
   /** One stream per id, shared by every subscriber, ended by close(), forgotten when unused. */
   const shared = <E>(id: string, make: () => Observable<E>): Observable<E> => {
     let stream = streams.get(id) as Observable<E> | undefined;
     if (!stream) {
-      stream = make().pipe(
-        takeUntil(closed$),
+      stream = untilClosed(make()).pipe(
         finalize(() => streams.delete(id)),
         shareReplay({ bufferSize: 1, refCount: true }),
       );
@@ -260,6 +261,25 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     decode: call.decode ?? 'json',
   });
 
+  // One mapper per schema and decoding, whatever the key or method: it remembers the
+  // state made for each snapshot, so leader(), watch() and the prefix calls decode a
+  // snapshot once between them.
+  const mappers = new WeakMap<object, Map<unknown, (event: KeyEvent) => LeaderState<unknown>>>();
+  const mapperOf = <T>(call: LeaderOptions<T>): ((event: KeyEvent) => LeaderState<T>) => {
+    const descriptor = descriptorOf(call);
+    let byDecode = mappers.get(descriptor.schema);
+    if (!byDecode) {
+      byDecode = new Map();
+      mappers.set(descriptor.schema, byDecode);
+    }
+    let mapper = byDecode.get(descriptor.decode);
+    if (!mapper) {
+      mapper = stateMapper(descriptor) as (event: KeyEvent) => LeaderState<unknown>;
+      byDecode.set(descriptor.decode, mapper);
+    }
+    return mapper as (event: KeyEvent) => LeaderState<T>;
+  };
+
   // Calls with the same key (or prefix), read scope, schema and decoding share one pipeline:
   // a descriptor is decoded once per change, whatever the number of calls.
   const identities = new WeakMap<object, number>();
@@ -291,7 +311,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     if (closed) return EMPTY;
     const scope = scopeOf(key, call);
     return shared(pipelineId('watch', scope, call), () =>
-      keyStream(scope).pipe(map(stateMapper(descriptorOf(call))), distinctUntilChanged(sameState)),
+      keyStream(scope).pipe(map(mapperOf(call)), distinctUntilChanged(sameState)),
     );
   };
 
@@ -304,13 +324,15 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     const call = parseCallOptions<T>(key, options);
     if (closed) return EMPTY;
     const after = nullAfterMs(call);
-    return shared(pipelineId('leader', scopeOf(key, call), call, after), () =>
-      watch(key, call).pipe(leaderOf(after)),
+    const scope = scopeOf(key, call);
+    // Straight from the key's events (not through a watch() pipeline: fewer layers per change).
+    return shared(pipelineId('leader', scope, call, after), () =>
+      keyStream(scope).pipe(map(mapperOf(call)), leaderOf(after)),
     );
   };
 
   const prefixStates = <T>(prefix: string, call: LeaderOptions<T>): Observable<PrefixState<T>> => {
-    const toState = stateMapper(descriptorOf(call));
+    const toState = mapperOf(call);
     return prefixStream(scopeOf(prefix, call)).pipe(
       map((event): PrefixState<T> => {
         const states = new Map<string, LeaderState<T>>();
@@ -357,7 +379,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     if (closed) return EMPTY;
     const after = nullAfterMs(call);
     return shared(pipelineId('leaders', scopeOf(prefix, call), call, after), () =>
-      prefixStream(scopeOf(prefix, call)).pipe(leadersOf(stateMapper(descriptorOf(call)), after)),
+      prefixStream(scopeOf(prefix, call)).pipe(leadersOf(mapperOf(call), after)),
     );
   };
 
@@ -374,8 +396,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     if (closed) return;
     closed = true;
     closing.abort();
-    closed$.next();
-    closed$.complete();
+    for (const end of [...open]) end();
     for (const client of setup.owned) client.destroy();
   };
 

@@ -62,7 +62,12 @@ describe('endpointOf', () => {
     client.destroy();
   });
 
-  it('refuses an object that is not a node-consul client', () => {
-    expect(() => endpointOf({} as Consul)).toThrow(/not a node-consul client/);
+  it('refuses an object that is not a node-consul client with INVALID_OPTION', () => {
+    expect(() => endpointOf({} as Consul)).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTION',
+        message: expect.stringMatching(/not a node-consul client/),
+      }),
+    );
   });
 });

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type Consul from 'consul';
+import { InvalidOptionError } from '../errors.js';
 
 /** What papi keeps of a client's options (not in node-consul's published types). */
 interface PapiOptions {
@@ -71,7 +72,7 @@ export function endpointOf(client: Consul): Endpoint {
   const opts = (client as unknown as { _opts?: PapiOptions })._opts;
   const base = opts?.baseUrl;
   if (!opts || !base || typeof base.protocol !== 'string') {
-    throw new TypeError('not a node-consul client: it has no base URL');
+    throw new InvalidOptionError('consul: not a node-consul client (it has no base URL)');
   }
   const secure = base.protocol === 'https:';
   const picked: Record<string, unknown> = {};

@@ -12,14 +12,8 @@ export class KeyedList<V extends { readonly key: string }> implements ReadonlyMa
     readonly index: ReadonlyMap<string, number>,
   ) {}
 
-  /** A list over `list`, sharing `like`'s index when the keys are the same, in the same order. */
-  static of<V extends { readonly key: string }>(
-    list: readonly V[],
-    like?: KeyedList<{ readonly key: string }>,
-  ): KeyedList<V> {
-    if (like && like.list.length === list.length && list.every((v, i) => v.key === like.list[i]?.key)) {
-      return new KeyedList(list, like.index);
-    }
+  /** A list over `list`, with an index of its own. */
+  static of<V extends { readonly key: string }>(list: readonly V[]): KeyedList<V> {
     return new KeyedList(list, indexOf(list));
   }
 

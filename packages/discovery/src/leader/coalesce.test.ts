@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Subject, defer, finalize } from 'rxjs';
-import { readMeta } from '../test-fixtures.js';
-import { KeyedList } from '../keyed-list.js';
+import { readMeta, keyedLike } from '../test-fixtures.js';
+import type { KeyedList } from '../keyed-list.js';
 import type { PrefixEvent } from './follow-prefix.js';
 import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
 import { PrefixRouter, topLevelFolder } from './coalesce.js';
@@ -27,7 +27,7 @@ function setUp() {
   );
   let last: KeyedList<KeySnapshot> | undefined;
   const send = (snapshots: KeySnapshot[]): void => {
-    last = KeyedList.of(snapshots, last);
+    last = keyedLike(snapshots, last);
     source.next({ kind: 'snapshot', prefix: 'p/', keys: last, meta });
   };
   const seen = (key: string) => {

@@ -13,6 +13,7 @@ import { ConsulHttpError, ConsulUnreachableError } from '../errors.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
 import type { KvEntry, KvRead } from '../wire/kv.js';
+import { sessionInfo as fixtureSession } from '../test-fixtures.js';
 import { followKey } from './follow-key.js';
 import { type KeyEvent, type KeySnapshot, sameKeyEvent } from './key-snapshot.js';
 
@@ -31,18 +32,16 @@ const entry = (over: Partial<KvEntry> = {}): KvEntry => ({
   ...over,
 });
 
-const sessionInfo = (id: string): LeaderSession => ({
-  id,
-  name: `lock ${id}`,
-  node: 'node-1',
-  checks: ['serfHealth'],
-  behavior: 'release',
-  ttl: '15s',
-  ttlMs: 15_000,
-  lockDelayMs: 15_000,
-  createIndex: 9n,
-  modifyIndex: 9n,
-});
+const sessionInfo = (id: string): LeaderSession =>
+  fixtureSession(id, {
+    name: `lock ${id}`,
+    checks: ['serfHealth'],
+    ttl: '15s',
+    ttlMs: 15_000,
+    lockDelayMs: 15_000,
+    createIndex: 9n,
+    modifyIndex: 9n,
+  });
 
 const result = (read: KvRead, index: bigint): BlockingQueryEvent<KvRead> => ({
   type: 'result',

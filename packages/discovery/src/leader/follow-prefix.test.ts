@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Subject, of } from 'rxjs';
-import { readMeta as meta, sessionInfo } from '../test-fixtures.js';
-import { KeyedList, indexOf } from '../keyed-list.js';
+import { readMeta as meta, sessionInfo, keyedLike } from '../test-fixtures.js';
+import type { KeyedList } from '../keyed-list.js';
+import { indexOf } from '../keyed-list.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { KvEntry } from '../wire/kv.js';
 import { type PrefixEvent, type PrefixSnapshot, followPrefix } from './follow-prefix.js';
@@ -40,7 +41,7 @@ function follow(gone: readonly string[] = []) {
   // Answers like KvListReader's: a list sharing the last one's index when the keys did not change.
   let last: KeyedList<KvEntry> | undefined;
   const answer = (entries: readonly KvEntry[]): PrefixSnapshot => {
-    const list = KeyedList.of(entries, last);
+    const list = keyedLike(entries, last);
     last = list;
     kv$.next({ type: 'result', value: list, meta: meta((index += 1n)) });
     const event = events.at(-1);

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { Subject } from 'rxjs';
 import { z } from 'zod';
 import type { Leader } from '@consul-leader/types';
-import { readMeta, sessionInfo } from '../test-fixtures.js';
+import { readMeta, sessionInfo, keyedLike } from '../test-fixtures.js';
 import { ConsulUnreachableError } from '../errors.js';
-import { KeyedList } from '../keyed-list.js';
+import type { KeyedList } from '../keyed-list.js';
 import type { KvEntry } from '../wire/kv.js';
 import type { PrefixEvent } from './follow-prefix.js';
 import { type KeySnapshot, heldBy } from './key-snapshot.js';
@@ -33,7 +33,7 @@ function prefix() {
     .subscribe((m) => emitted.push(m));
   let last: KeyedList<KeySnapshot> | undefined;
   const send = (snapshots: KeySnapshot[]): void => {
-    last = KeyedList.of(snapshots, last);
+    last = keyedLike(snapshots, last);
     events.next({ kind: 'snapshot', prefix: 'p/', keys: last, meta });
   };
   return { events, emitted, send };

@@ -168,7 +168,7 @@ function countAtMost(values: readonly number[], limit: number): number {
  * Reads the answers of one followed prefix, each against the last accepted
  * one. 404 is "no keys". Unchanged keys keep their `KvEntry` object from the
  * last answer (downstream memoization relies on it). An answer that throws
- * (the typed errors of `readKvListResponse`) leaves the reader as it was.
+ * (the typed errors of `readKvList`) leaves the reader as it was.
  */
 export class KvListReader {
   private last: Accepted | undefined;

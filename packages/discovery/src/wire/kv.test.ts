@@ -1,7 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ConsulHttpError, InvalidResponseError, PermissionDeniedError } from '../errors.js';
-import { KEY_MISSING, readKvListResponse, readKvResponse } from './kv.js';
+import { KEY_MISSING, readKvList, readKvResponse } from './kv.js';
+import { KvListReader } from './kv-list.js';
 import type { ConsulResponse } from './transport.js';
 
 const HEADERS: IncomingHttpHeaders = {
@@ -155,7 +156,7 @@ describe('readKvResponse', () => {
   });
 });
 
-describe('readKvListResponse', () => {
+describe('readKvList', () => {
   const entry = (key: string, modifyIndex: number, session?: string) => ({
     LockIndex: 1,
     Key: key,
@@ -166,35 +167,28 @@ describe('readKvListResponse', () => {
     ModifyIndex: modifyIndex,
   });
 
-  it('maps a recursive answer by key; 404 is an empty map', () => {
-    const map = readKvListResponse(res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 6)])), 'p/');
-    expect([...map.keys()]).toEqual(['p/a', 'p/b']);
-    expect(map.get('p/a')?.session).toBe('s1');
-    expect(map.get('p/b')?.session).toBeNull();
-    expect(readKvListResponse(res(404, ''), 'p/').size).toBe(0);
+  it("reads a recursive answer's entries in order; 404 is an empty map", () => {
+    const list = readKvList(res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 6)])), 'p/');
+    expect(list.map((e) => e.key)).toEqual(['p/a', 'p/b']);
+    expect(list[0]?.session).toBe('s1');
+    expect(list[1]?.session).toBeNull();
+    expect(new KvListReader('p/').read(res(404, '')).size).toBe(0);
   });
 
   it('keeps the previous object of a key not written since, and a new one for a key that was', () => {
-    const first = readKvListResponse(
-      res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 6)])),
-      'p/',
-    );
-    const second = readKvListResponse(
+    const first = readKvList(res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 6)])), 'p/');
+    const second = readKvList(
       res(200, JSON.stringify([entry('p/a', 5, 's1'), entry('p/b', 9, 's2')])),
       'p/',
-      first,
+      new Map(first.map((e) => [e.key, e])),
     );
-    expect(second.get('p/a')).toBe(first.get('p/a'));
-    expect(second.get('p/b')).not.toBe(first.get('p/b'));
-    expect(second.get('p/b')?.modifyIndex).toBe(9n);
+    expect(second[0]).toBe(first[0]);
+    expect(second[1]).not.toBe(first[1]);
+    expect(second[1]?.modifyIndex).toBe(9n);
   });
 
   it('refuses keys outside the prefix and entries of the wrong shape', () => {
-    expect(() => readKvListResponse(res(200, JSON.stringify([entry('q/a', 5)])), 'p/')).toThrow(
-      InvalidResponseError,
-    );
-    expect(() => readKvListResponse(res(200, JSON.stringify([{ Key: 'p/a' }])), 'p/')).toThrow(
-      InvalidResponseError,
-    );
+    expect(() => readKvList(res(200, JSON.stringify([entry('q/a', 5)])), 'p/')).toThrow(InvalidResponseError);
+    expect(() => readKvList(res(200, JSON.stringify([{ Key: 'p/a' }])), 'p/')).toThrow(InvalidResponseError);
   });
 });

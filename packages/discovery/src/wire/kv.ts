@@ -127,20 +127,3 @@ export function readKvList(
   }
   return entries;
 }
-
-/**
- * Interprets a recursive answer (`?recurse`) for a prefix: 404 is "no keys".
- * Entries of keys not written since `previous` are `previous`'s objects.
- * Parses the whole body: a followed prefix uses `KvListReader` (kv-list.ts),
- * which re-reads only the bytes that changed.
- */
-export function readKvListResponse(
-  res: ConsulResponse,
-  prefix: string,
-  previous?: ReadonlyMap<string, KvEntry>,
-): ReadonlyMap<string, KvEntry> {
-  if (res.status === 404) return new Map();
-  const entries = new Map<string, KvEntry>();
-  for (const entry of readKvList(res, prefix, previous)) entries.set(entry.key, entry);
-  return entries;
-}

@@ -2,11 +2,22 @@
  * `createLeaderDiscovery`: the public entry point. It owns the Consul client,
  * one shared stream per followed key, and their teardown.
  */
-import { EMPTY, Observable, defer, distinctUntilChanged, finalize, map, shareReplay, switchMap } from 'rxjs';
+import {
+  EMPTY,
+  Observable,
+  defer,
+  distinctUntilChanged,
+  finalize,
+  map,
+  of,
+  shareReplay,
+  switchMap,
+} from 'rxjs';
 import { z } from 'zod';
 import type {
   ConsulReadMeta,
   Leader,
+  LeaderSession,
   LeaderState as StateWithError,
   SettledLeaderState as SettledWithError,
 } from '@consul-leader/types';
@@ -36,13 +47,16 @@ import {
   readSessionListOnce,
   readSessionOnce,
   sendKvRead,
+  sendSessionListRead,
 } from './leader/reads.js';
+import { SessionDirectory } from './leader/session-directory.js';
 import { blockingQuery } from './watch/blocking-query.js';
 import { PendingReads } from './watch/pending-reads.js';
-import { retryingRead } from './watch/retrying-read.js';
+import { type RetryingReadEvent, retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
 import { readKvResponse } from './wire/kv.js';
 import { KvListReader } from './wire/kv-list.js';
+import { readSessionListResponse } from './wire/session.js';
 
 /**
  * The full state of one leader key, discriminated on `status`:
@@ -183,15 +197,44 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const scopeId = (kind: string, scope: ReadScope): string =>
     JSON.stringify([kind, scope.key, scope.consistency, scope.waitMs, scope.dc ?? '', scope.token ?? '']);
 
-  const sessionOf = (scope: ReadScope, joins: PendingReads) => (sessionId: string) =>
-    retryingRead(
-      (signal) => joins.track(readSessionOnce(transport, scope, sessionId, signal)),
-      defaults.retry,
-    );
+  // With watchSessions: one session list followed per datacenter, token and consistency,
+  // for as long as a key or prefix of that scope is followed (a directory is kept, idle, after).
+  const directories = new Map<string, SessionDirectory>();
+  const directoryOf = (scope: ReadScope): SessionDirectory | undefined => {
+    if (!opts.watchSessions) return undefined;
+    const listScope: ReadScope = { ...scope, key: '', waitMs: defaults.waitMs };
+    const id = scopeId('sessions', listScope);
+    let directory = directories.get(id);
+    if (!directory) {
+      const list$ = blockingQuery({
+        send: (index, signal) => sendSessionListRead(transport, listScope, index, signal),
+        read: readSessionListResponse,
+        retry: defaults.retry,
+        idleWakeups: defaults.idleWakeups,
+      });
+      directory = new SessionDirectory(untilClosed(list$));
+      directories.set(id, directory);
+    }
+    return directory;
+  };
+  const followingSessions = <E>(scope: ReadScope, source: Observable<E>): Observable<E> =>
+    directoryOf(scope)?.whileFollowing(source) ?? source;
+
+  const sessionOf = (scope: ReadScope, joins: PendingReads) => {
+    const directory = directoryOf(scope);
+    return (sessionId: string): Observable<RetryingReadEvent<LeaderSession | null>> => {
+      const known = directory?.get(sessionId);
+      if (known) return of({ type: 'value', value: known });
+      return retryingRead(
+        (signal) => joins.track(readSessionOnce(transport, scope, sessionId, signal)),
+        defaults.retry,
+      );
+    };
+  };
 
   const singleKey = (scope: ReadScope): Observable<KeyEvent> => {
     const joins = new PendingReads();
-    return followKey(scope.key, {
+    const events = followKey(scope.key, {
       kv$: blockingQuery({
         send: (index, signal) => sendKvRead(transport, scope, index, signal),
         read: (res) => readKvResponse(res, scope.key),
@@ -201,6 +244,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
       }),
       session: sessionOf(scope, joins),
     });
+    return followingSessions(scope, events);
   };
 
   // One blocking query per key and read scope, or, once enough keys of one
@@ -239,7 +283,8 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
       // Reads each answer against the last one: keys not written since keep their objects.
       const reader = new KvListReader(scope.key);
       const joins = new PendingReads();
-      return followPrefix(scope.key, {
+      const directory = directoryOf(scope);
+      const events = followPrefix(scope.key, {
         kv$: blockingQuery({
           send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
           read: (res) => reader.read(res),
@@ -253,7 +298,9 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
             (signal) => joins.track(readSessionListOnce(transport, scope, signal)),
             defaults.retry,
           ),
+        ...(directory ? { known: (id: string) => directory.get(id) } : {}),
       });
+      return directory ? directory.whileFollowing(events) : events;
     });
 
   const descriptorOf = <T>(call: LeaderOptions<T>): Descriptor<T> => ({

@@ -27,6 +27,7 @@ describe('parseDiscoveryOptions', () => {
       retry: { initialDelayMs: 100, maxDelayMs: 2_000, permissionDeniedDelayMs: 0 },
       idleWakeups: { burst: 3, perSecond: 1 },
       env: { CONSUL_HTTP_ADDR: 'x:1', UNSET: undefined },
+      watchSessions: true,
     } as const;
     expect(parseDiscoveryOptions(options)).toEqual(options);
   });
@@ -74,6 +75,7 @@ describe('parseDiscoveryOptions', () => {
       'idleWakeups.burst',
     );
     expect(message(() => parseDiscoveryOptions({ dc: '' }))).toContain('dc');
+    expect(message(() => parseDiscoveryOptions({ watchSessions: 'yes' }))).toContain('watchSessions');
   });
 
   it('rejects options that are not an object', () => {

@@ -39,6 +39,8 @@ export interface FollowPrefixDeps {
   readonly session: (id: string) => Observable<RetryingReadEvent<LeaderSession | null>>;
   /** Every session at once, retried until it answers: used when many sessions are new. */
   readonly sessions: () => Observable<RetryingReadEvent<ReadonlyMap<string, LeaderSession>>>;
+  /** A session's info already known without a read (session-directory.ts), if any. */
+  readonly known?: (id: string) => LeaderSession | undefined;
 }
 
 /** Above this many unknown sessions in one answer, one `/v1/session/list` beats one request each. */
@@ -125,11 +127,15 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
     return { kind: 'snapshot', keys: previousKeys, meta };
   };
 
-  /** Sessions that hold keys in `entries` and were never read. */
+  /** Sessions that hold keys in `entries`, never read and not known otherwise (those join the cache). */
   const unknownSessions = (answer: ReadonlyMap<string, KvEntry>): Set<string> => {
     const missing = new Set<string>();
     const check = (entry: KvEntry): void => {
-      if (entry.session && !cache.has(entry.session)) missing.add(entry.session);
+      const id = entry.session;
+      if (!id || cache.has(id)) return;
+      const known = deps.known?.(id);
+      if (known) cache.set(id, known);
+      else missing.add(id);
     };
     const positions = answer instanceof KeyedList ? changedPositions(previousEntries, answer) : null;
     if (positions && answer instanceof KeyedList) for (const i of positions) check(answer.list[i] as KvEntry);

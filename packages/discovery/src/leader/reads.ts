@@ -35,6 +35,34 @@ function baseQuery(scope: ReadScope): Record<string, string> {
   return query;
 }
 
+/** A read blocking on `index` when it is above 0, else a plain read. */
+function sendRead(
+  transport: ConsulTransport,
+  scope: ReadScope,
+  request: {
+    readonly path: string;
+    readonly params?: Record<string, string>;
+    readonly query: Record<string, string>;
+  },
+  index: bigint,
+  signal: AbortSignal,
+): Promise<ConsulResponse> {
+  const blocking = index > 0n;
+  const query = { ...baseQuery(scope), ...request.query };
+  if (blocking) {
+    query.index = index.toString();
+    query.wait = formatWait(scope.waitMs);
+  }
+  return transport.get({
+    path: request.path,
+    ...(request.params ? { params: request.params } : {}),
+    query,
+    token: scope.token,
+    timeoutMs: blocking ? blockingTimeoutMs(scope.waitMs) : scope.requestTimeoutMs,
+    signal,
+  });
+}
+
 /**
  * A KV read of the key (with `recurse`, of every key under it as a prefix):
  * blocking on `index` when it is above 0, else a plain read.
@@ -46,21 +74,18 @@ export function sendKvRead(
   signal: AbortSignal,
   recurse = false,
 ): Promise<ConsulResponse> {
-  const blocking = index > 0n;
-  const query = baseQuery(scope);
-  if (recurse) query.recurse = '';
-  if (blocking) {
-    query.index = index.toString();
-    query.wait = formatWait(scope.waitMs);
-  }
-  return transport.get({
-    path: '/kv/{key}',
-    params: { key: scope.key },
-    query,
-    token: scope.token,
-    timeoutMs: blocking ? blockingTimeoutMs(scope.waitMs) : scope.requestTimeoutMs,
-    signal,
-  });
+  const query: Record<string, string> = recurse ? { recurse: '' } : {};
+  return sendRead(transport, scope, { path: '/kv/{key}', params: { key: scope.key }, query }, index, signal);
+}
+
+/** `GET /v1/session/list` of the scope's datacenter, blocking on `index` when it is above 0. */
+export function sendSessionListRead(
+  transport: ConsulTransport,
+  scope: ReadScope,
+  index: bigint,
+  signal: AbortSignal,
+): Promise<ConsulResponse> {
+  return sendRead(transport, scope, { path: '/session/list', query: {} }, index, signal);
 }
 
 export async function readSessionOnce(
@@ -86,14 +111,7 @@ export async function readSessionListOnce(
   scope: ReadScope,
   signal: AbortSignal,
 ): Promise<Map<string, LeaderSession>> {
-  const res = await transport.get({
-    path: '/session/list',
-    query: baseQuery(scope),
-    token: scope.token,
-    timeoutMs: scope.requestTimeoutMs,
-    signal,
-  });
-  return readSessionListResponse(res);
+  return readSessionListResponse(await sendSessionListRead(transport, scope, 0n, signal));
 }
 
 /** One non-blocking read of the key joined with its session (for `current()`). */

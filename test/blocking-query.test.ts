@@ -80,6 +80,23 @@ describe('one query per key', () => {
     for (const sub of [...subscribers, ...others]) sub.unsubscribe();
   });
 
+  it("reads each contender's session once when two take turns", async () => {
+    const key = uniqueKey();
+    const rec = record(discovery.leader(key, { schema: Node }));
+    await rec.next((v) => v === null);
+    const [a, b] = [await createSession(consul), await createSession(consul)];
+    for (let turn = 0; turn < 6; turn += 1) {
+      const s = turn % 2 === 0 ? a : b;
+      await acquire(consul, key, s, JSON.stringify({ host: `turn${turn}` }));
+      await rec.next((v) => v?.session.id === s && v.node.host === `turn${turn}`);
+      await release(consul, key, s);
+      await rec.next((v) => v === null);
+    }
+    expect(proxy.requests.filter((r) => r.path === `/v1/session/info/${a}`)).toHaveLength(1);
+    expect(proxy.requests.filter((r) => r.path === `/v1/session/info/${b}`)).toHaveLength(1);
+    rec.unsubscribe();
+  });
+
   it('aborts the in-flight blocking read when the last subscriber leaves', async () => {
     const key = uniqueKey();
     const a = record(discovery.leader(key));

@@ -14,7 +14,7 @@ import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
 import type { KvEntry, KvRead } from '../wire/kv.js';
 import { sessionInfo as fixtureSession } from '../test-fixtures.js';
-import { followKey } from './follow-key.js';
+import { SESSIONS_REMEMBERED, followKey } from './follow-key.js';
 import { type KeyEvent, type KeySnapshot, sameKeyEvent } from './key-snapshot.js';
 
 const KEY = 'service/api/leader';
@@ -169,6 +169,18 @@ describe('followKey', () => {
       'S2',
       'S2',
     ]);
+  });
+
+  it('remembers the last few sessions: contenders taking turns are read once each', async () => {
+    const ids = Array.from({ length: SESSIONS_REMEMBERED + 1 }, (_, i) => `S${i + 1}`);
+    const { calls, session } = sessionsFrom(Object.fromEntries(ids.map((id) => [id, sessionInfo(id)])));
+    let index = 10n;
+    const turn = (id: string) => held(entry({ session: id, modifyIndex: (index += 1n) }), index);
+    const turns = ['S1', 'S2', 'S1', 'S2', 'S1', ...ids.slice(2), 'S1', 'S2'];
+    const events = await collect(followKey(KEY, { kv$: of(...turns.map(turn)), session }));
+    expect(events.map((e) => (e.kind === 'held' ? e.session.id : e.kind))).toEqual(turns);
+    // S2 was the least recently used when the fifth session came: forgotten, so read again.
+    expect(calls).toEqual([...ids, 'S2']);
   });
 
   it('does not emit a wake-up that moved only the read index', async () => {

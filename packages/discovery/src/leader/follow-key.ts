@@ -18,13 +18,24 @@ export interface FollowKeyDeps {
 
 type Step = KeySnapshot | Omit<Extract<KeyEvent, { kind: 'unreachable' }>, 'lastKnown'>;
 
+/** Sessions remembered per key: enough for contenders that take turns. */
+export const SESSIONS_REMEMBERED = 4;
+
 /**
- * Session info is read once per session id and reused while the key keeps
- * that id. `switchMap` drops a session answer that arrives after the key moved
- * on, so an older leader is never emitted after a newer one.
+ * Session info is read once per session id and reused for the key's last few
+ * sessions: Consul never changes a session once created, so a contender that
+ * takes the key again is emitted from the KV answer alone. `switchMap` drops a
+ * session answer that arrives after the key moved on, so an older leader is
+ * never emitted after a newer one.
  */
 export function followKey(key: string, deps: FollowKeyDeps): Observable<KeyEvent> {
-  let cached: { id: string; session: LeaderSession | null } | undefined;
+  // In the order last used (a Map keeps insertion order): the first is the one to forget.
+  const cached = new Map<string, LeaderSession | null>();
+  const remember = (id: string, session: LeaderSession | null): void => {
+    cached.delete(id);
+    cached.set(id, session);
+    if (cached.size > SESSIONS_REMEMBERED) cached.delete(cached.keys().next().value as string);
+  };
 
   const join = (event: BlockingQueryEvent<KvRead>): Observable<Step> => {
     if (event.type === 'error') {
@@ -36,14 +47,18 @@ export function followKey(key: string, deps: FollowKeyDeps): Observable<KeyEvent
     const { entry } = read;
     const id = entry.session;
     if (id === null) return of({ kind: 'no-session', key, entry, meta });
-    if (cached?.id === id) return of(heldBy(entry, cached.session, meta));
+    const known = cached.get(id);
+    if (known !== undefined) {
+      remember(id, known);
+      return of(heldBy(entry, known, meta));
+    }
     return deps.session(id).pipe(
       map((step): Step => {
         if (step.type === 'error') {
           const { error, attempt, retryInMs } = step;
           return { kind: 'unreachable', key, error, attempt, retryInMs };
         }
-        cached = { id, session: step.value };
+        remember(id, step.value);
         return heldBy(entry, step.value, meta);
       }),
     );

@@ -13,7 +13,7 @@ import type { Target, WatcherKind } from './protocol.js';
 import { type ClockCheck, type Usage, WatcherThread } from './watcher-thread.js';
 import { type Change, Election, shows } from './writer.js';
 
-export const MAIN_WATCHERS: readonly WatcherKind[] = ['floor', 'consul-watch', 'sdk'];
+export const MAIN_WATCHERS: readonly WatcherKind[] = ['floor', 'consul-watch', 'sdk', 'sdk-sessions'];
 /** After every watcher saw a change: wait GAP_MS to 2 * GAP_MS, so each is blocking again. */
 export const GAP_MS = 10;
 /** Poll phase: changes are this far apart, plus up to POLL_SPACING_JITTER_MS. */

@@ -1,7 +1,7 @@
 /** What the main thread and a watcher's worker thread say to each other. */
 import type { ThreadTimes } from './thread-times.js';
 
-export type WatcherKind = 'floor' | 'consul-watch' | 'poll' | 'sdk';
+export type WatcherKind = 'floor' | 'consul-watch' | 'poll' | 'sdk' | 'sdk-sessions';
 
 /** Where a watcher looks: the Consul HTTP API and the leader key. */
 export interface Target {

@@ -13,7 +13,7 @@ import type { FromWatcher, Usage, WatcherInit, WatcherKind } from './protocol.js
 import { startConsulWatch } from './watchers/consul-watch.js';
 import { startFloor } from './watchers/floor.js';
 import { startPoll } from './watchers/poll.js';
-import { startSdk } from './watchers/sdk.js';
+import { startSdk, startSdkWithSessions } from './watchers/sdk.js';
 import type { Watcher, WatcherContext } from './watchers/watcher.js';
 
 const STARTERS: Record<WatcherKind, (context: WatcherContext) => Watcher> = {
@@ -21,6 +21,7 @@ const STARTERS: Record<WatcherKind, (context: WatcherContext) => Watcher> = {
   'consul-watch': startConsulWatch,
   poll: startPoll,
   sdk: startSdk,
+  'sdk-sessions': startSdkWithSessions,
 };
 
 const thread = threadPort<FromWatcher, Usage>('bench/latency/worker.ts');

@@ -1,10 +1,13 @@
-/** (d) The SDK: `createLeaderDiscovery(...).leader(key)` with the default schema (any JSON). */
-import { createLeaderDiscovery } from '@consul-leader/discovery';
+/**
+ * (d) The SDK: `createLeaderDiscovery(...).leader(key)` with the default schema (any JSON);
+ * (e) the same with `watchSessions: true`.
+ */
+import { type LeaderDiscoveryOptions, createLeaderDiscovery } from '@consul-leader/discovery';
 import { seqOf } from '../protocol.js';
 import type { Watcher, WatcherContext } from './watcher.js';
 
-export function startSdk({ target, emit }: WatcherContext): Watcher {
-  const discovery = createLeaderDiscovery({ consul: { host: target.host, port: target.port } });
+function start({ target, emit }: WatcherContext, options: LeaderDiscoveryOptions): Watcher {
+  const discovery = createLeaderDiscovery({ ...options, consul: { host: target.host, port: target.port } });
   const subscription = discovery
     .leader(target.key)
     .subscribe((leader) => emit(leader ? { session: leader.session.id, seq: seqOf(leader.node) } : null));
@@ -16,3 +19,8 @@ export function startSdk({ target, emit }: WatcherContext): Watcher {
     },
   };
 }
+
+export const startSdk = (context: WatcherContext): Watcher => start(context, {});
+
+export const startSdkWithSessions = (context: WatcherContext): Watcher =>
+  start(context, { watchSessions: true });

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BehaviorSubject, EMPTY, Subject, type Observable } from 'rxjs';
 import type { ConsulReadMeta, VacantReason } from '@consul-leader/types';
@@ -229,6 +229,60 @@ describe('serveLeaderEvents', () => {
     await client.waitFor((f) => events(f).length === 1);
     expect(events(client.frames)[0]).toMatchObject({ id: '42', event: 'snapshot' });
     client.abort();
+  });
+
+  it('sends a slow client the latest state, not every one in between, and buffers little meanwhile', async () => {
+    const source = new Subject<PrefixState<unknown>>();
+    const responses: http.ServerResponse[] = [];
+    const server = http.createServer((req, res) => {
+      responses.push(res);
+      serveLeaderEvents(req, res, source, { heartbeatMs: 0 });
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // HTTP/1.0: the body is the event stream itself, without chunk headers.
+    const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    socket.write('GET /events HTTP/1.0\r\n\r\n');
+    socket.pause();
+    await new Promise<void>((resolve, reject) => {
+      const deadline = Date.now() + 5_000;
+      const check = (): void => {
+        if (source.observed) resolve();
+        else if (Date.now() > deadline) reject(new Error('no subscriber'));
+        else setTimeout(check, 5);
+      };
+      check();
+    });
+
+    // About 4 KB per event: 10,000 changes would be 40 MB if every one were queued.
+    const key = `p/${'k'.repeat(4_000)}`;
+    const CHANGES = 10_000;
+    for (let i = 0; i < CHANGES; i += 1)
+      source.next(prefixState([vacant(key, i % 2 ? 'no-session' : 'key-missing')]));
+    source.next(prefixState([vacant(key, 'session-gone')]));
+    expect(at(responses, 0).writableLength).toBeLessThan(1_000_000);
+
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.resume();
+    const deadline = Date.now() + 10_000;
+    while (!text.includes('"session-gone"')) {
+      if (Date.now() > deadline) throw new Error('the last state never came');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const frames = text
+      .slice(text.indexOf('\r\n\r\n') + 4)
+      .split('\n\n')
+      .filter((block) => block.includes('event: '));
+    const last = frames.at(-1) ?? '';
+    expect(last).toContain('event: state');
+    expect(last).toContain('"session-gone"');
+    expect(frames.length).toBeLessThan(CHANGES);
+    const ids = frames.map((block) => Number(/^id: (\d+)$/m.exec(block)?.[1]));
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(ids.length);
+    socket.destroy();
   });
 
   it('refuses a bad heartbeat', () => {

@@ -30,6 +30,10 @@ export const DEFAULT_HEARTBEAT_MS = 15_000;
  * stream: a `snapshot`, then `state`, `removed` and `consul` events as things
  * change, each with a monotonic `id` (continuing after a reconnecting client's
  * `Last-Event-ID`), and a comment heartbeat. Unsubscribes when the client goes.
+ *
+ * A client that reads slower than states change is sent the latest state, not
+ * every one in between: while the socket's buffer is full, only the last state
+ * is kept, and the events from what the client has to it are written on `drain`.
  */
 export function serveLeaderEvents<T>(
   req: IncomingMessage,
@@ -48,7 +52,10 @@ export function serveLeaderEvents<T>(
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
   let done = false;
   let heartbeat: NodeJS.Timeout | undefined;
+  // What the client was last sent; while `blocked`, the latest state not sent yet.
   let previous: PrefixState<T> | undefined;
+  let blocked = false;
+  let pending: PrefixState<T> | undefined;
   const subscription = new Subscription();
 
   res.writeHead(200, {
@@ -70,15 +77,31 @@ export function serveLeaderEvents<T>(
     subscription.unsubscribe();
     req.off('close', stop);
     res.off('close', stop);
+    res.off('drain', drained);
     if (!res.writableEnded) res.end();
     resolveClosed();
   };
 
+  const send = (state: PrefixState<T>): void => {
+    const events = leaderEvents(previous, state);
+    previous = state;
+    if (events.length === 0) return;
+    blocked = !res.write(events.map((e) => formatSseEvent(++id, e.event, eventJson(e.data))).join(''));
+  };
+  function drained(): void {
+    blocked = false;
+    const state = pending;
+    pending = undefined;
+    if (state && !done) send(state);
+  }
+
   req.on('close', stop);
   res.on('close', stop);
+  res.on('drain', drained);
   if (heartbeatMs > 0) {
     heartbeat = setInterval(() => {
-      if (!done) res.write(formatSseComment('heartbeat'));
+      // A stream with bytes still queued is not idle.
+      if (!done && !blocked) res.write(formatSseComment('heartbeat'));
     }, heartbeatMs);
     heartbeat.unref();
   }
@@ -89,10 +112,8 @@ export function serveLeaderEvents<T>(
     states$.subscribe({
       next(state) {
         if (done) return;
-        const events = leaderEvents(previous, state);
-        previous = state;
-        if (events.length === 0) return;
-        res.write(events.map((e) => formatSseEvent(++id, e.event, eventJson(e.data))).join(''));
+        if (blocked) pending = state;
+        else send(state);
       },
       error: stop,
       complete: stop,

@@ -1,6 +1,6 @@
 /**
- * Case 5, failover observation. The floor (case 1's bare-http loop) and the
- * SDK each follow every key of the case from their own worker thread; the
+ * Case 5, failover observation. The floor (case 1's bare-http loop), the SDK
+ * and the SDK with `watchSessions` each follow every key of the case from their own worker thread; the
  * contenders run on the main thread (bare `http`).
  *
  * - Session destroyed: a holder's session is destroyed while a second
@@ -52,8 +52,11 @@ export function failoverSettings(quick: boolean): FailoverSettings {
 export interface DestroySample {
   readonly floorNull: number | null;
   readonly sdkNull: number | null;
+  /** The SDK with `watchSessions: true`. */
+  readonly sessionsNull: number | null;
   readonly floorNext: number | null;
   readonly sdkNext: number | null;
+  readonly sessionsNext: number | null;
   /** The contender's first acquire attempt, and the one that succeeded (sent). */
   readonly firstAttempt: number | null;
   readonly acquired: number | null;
@@ -64,6 +67,7 @@ export interface DestroySample {
 export interface TtlSample {
   readonly floorNull: number | null;
   readonly sdkNull: number | null;
+  readonly sessionsNull: number | null;
 }
 
 export interface FailoverResult {
@@ -79,7 +83,7 @@ export interface FailoverResult {
   readonly durationMs: number;
 }
 
-type Watchers = readonly [floor: KeyWatcherThread, sdk: KeyWatcherThread];
+type Watchers = readonly [floor: KeyWatcherThread, sdk: KeyWatcherThread, sessions: KeyWatcherThread];
 
 const shows =
   (session: string, seq: number) =>
@@ -87,7 +91,7 @@ const shows =
     view !== null && view.session === session && view.seq === seq;
 const isNull = (view: LeaderView): boolean => view === null;
 
-/** Has the holder take `key` and waits until both watchers show it. */
+/** Has the holder take `key` and waits until every watcher shows it. */
 async function takeKey(http: ConsulHttp, watchers: Watchers, key: string, session: string, seq: number) {
   const marks = watchers.map((w) => w.mark(key));
   const { value } = await http.acquire(key, session, JSON.stringify({ seq }));
@@ -136,15 +140,17 @@ async function prepareDestroy(
         const nextAt = seen[i]?.at ?? Number.POSITIVE_INFINITY;
         return first && first.at <= nextAt ? first.at - t0 : null;
       };
-      // Clean up: the key is free again once both watchers show it.
+      // Clean up: the key is free again once every watcher shows it.
       const freed = watchers.map((w) => w.mark(key));
       await http.destroySession(next);
       await Promise.all(watchers.map((w, i) => w.waitFor(key, freed[i] ?? 0, isNull, SHOW_TIMEOUT_MS)));
       return {
         floorNull: nullOf(0),
         sdkNull: nullOf(1),
+        sessionsNull: nullOf(2),
         floorNext: since(seen[0]?.at),
         sdkNext: since(seen[1]?.at),
+        sessionsNext: since(seen[2]?.at),
         firstAttempt: since(takeover?.firstAttemptAt),
         acquired: since(takeover?.acquiredAt),
         attempts: takeover?.attempts ?? 0,
@@ -176,7 +182,7 @@ async function prepareTtl(
         watchers.map((w, i) => w.waitFor(key, from[i] ?? 0, isNull, 2 * TTL_MS + SHOW_TIMEOUT_MS)),
       );
       const since = (at: number | undefined): number | null => (at === undefined ? null : at - t0);
-      return { floorNull: since(seen[0]?.at), sdkNull: since(seen[1]?.at) };
+      return { floorNull: since(seen[0]?.at), sdkNull: since(seen[1]?.at), sessionsNull: since(seen[2]?.at) };
     },
   };
 }
@@ -201,6 +207,7 @@ export async function runFailoverCase(
     const watchers: Watchers = [
       new KeyWatcherThread('floor', agent, keys),
       new KeyWatcherThread('sdk', agent, keys, sdk?.url),
+      new KeyWatcherThread('sdk-sessions', agent, keys, sdk?.url),
     ];
     try {
       // Every watcher has read every key (all missing) before anything happens.

@@ -1,8 +1,11 @@
 /** What the failover case's main thread and its watcher threads say to each other. */
 import type { LeaderView } from '../latency/protocol.js';
 
-/** `floor`: case 1's bare-http loop, one per key; `sdk`: one `createLeaderDiscovery`, one `leader(key)` per key. */
-export type FailoverWatcherKind = 'floor' | 'sdk';
+/**
+ * `floor`: case 1's bare-http loop, one per key; `sdk`: one `createLeaderDiscovery`, one
+ * `leader(key)` per key; `sdk-sessions`: the same with `watchSessions: true`.
+ */
+export type FailoverWatcherKind = 'floor' | 'sdk' | 'sdk-sessions';
 
 export interface FailoverWatcherInit {
   readonly kind: FailoverWatcherKind;

@@ -19,18 +19,23 @@ const DESTROY_MEASURES: readonly Measure<DestroySample>[] = [
   ['destroy → floor sees `null`', (s) => s.floorNull],
   ['destroy → SDK emits `null`', (s) => s.sdkNull],
   ['SDK − floor, `null` (same sample)', (s) => diff(s.sdkNull, s.floorNull)],
+  ['`watchSessions` SDK − floor, `null`', (s) => diff(s.sessionsNull, s.floorNull)],
   ["destroy → contender's first acquire attempt", (s) => s.firstAttempt],
   ["destroy → contender's successful acquire (sent)", (s) => s.acquired],
   ['destroy → floor sees the next leader', (s) => s.floorNext],
   ['destroy → SDK emits the next leader', (s) => s.sdkNext],
   ['SDK − floor, next leader (same sample)', (s) => diff(s.sdkNext, s.floorNext)],
   ['successful acquire → SDK emits the next leader', (s) => diff(s.sdkNext, s.acquired)],
+  ['destroy → `watchSessions` SDK emits the next leader', (s) => s.sessionsNext],
+  ['`watchSessions` SDK − floor, next leader', (s) => diff(s.sessionsNext, s.floorNext)],
+  ['successful acquire → `watchSessions` SDK emits the next leader', (s) => diff(s.sessionsNext, s.acquired)],
 ];
 
 const TTL_MEASURES: readonly Measure<TtlSample>[] = [
   ["last renewal → floor sees `null` (Consul's share)", (s) => s.floorNull],
   ['last renewal → SDK emits `null`', (s) => s.sdkNull],
   ['SDK − floor (what the SDK adds)', (s) => diff(s.sdkNull, s.floorNull)],
+  ['`watchSessions` SDK − floor', (s) => diff(s.sessionsNull, s.floorNull)],
 ];
 
 function measureTable<S>(samples: readonly S[], measures: readonly Measure<S>[]): string {
@@ -74,8 +79,10 @@ export function renderFailoverSection(result: FailoverResult): string {
 
 How long until a follower learns that the leader is gone (\`null\`), and who the next one
 is. The floor (case 1's bare-http loop of blocking KV reads plus a session read per new
-session, one loop per key) and the SDK (one \`createLeaderDiscovery\`, default options, one
-\`leader(key)\` per key) each run on **their own worker thread** and follow every key of
+session, one loop per key), the SDK (one \`createLeaderDiscovery\`, default options, one
+\`leader(key)\` per key) and the SDK with \`watchSessions: true\` (it also follows the session
+list: the contender's session, created before the destroy, is known when it takes the key)
+each run on **their own worker thread** and follow every key of
 the case: ${result.keys} keys, ${coalescing}. The holders and contenders run on the main
 thread, on bare \`http\`. Times are from right before the destroy's (or the last
 renewal's) PUT is written. Clock check between the main thread and the watcher threads:
@@ -84,7 +91,7 @@ renewal's) PUT is written. Clock check between the main thread and the watcher t
 - **Session destroyed.** A holder (a session with the given lock-delay and
   \`Behavior: release\`) holds the key with \`{"seq":k}\`; a second contender, with its own
   session, follows the key with a blocking query and tries \`?acquire\` as soon as it sees
-  the key free, then again every ${RETRY_MS} ms while Consul refuses (lock-delay). Once both
+  the key free, then again every ${RETRY_MS} ms while Consul refuses (lock-delay). Once all
   watchers show the holder and the contender is blocked: \`PUT /v1/session/destroy/<id>\`.
   A \`null\` counts only if it came before the next leader.
   - lock-delay **0s**: ${settings.zeroDelaySamples} samples one after the other on one key (${(result.zeroDelayMs / 1000).toFixed(1)} s).

@@ -1,7 +1,7 @@
 /**
  * Entry of a failover watcher thread: follows every key of the case with the
  * floor (case 1's bare-http loop, one per key) or the SDK (one discovery, one
- * `leader(key)` per key), posts each observation with its timestamp, answers
+ * `leader(key)` per key; with `watchSessions` or not), posts each observation with its timestamp, answers
  * clock pings, and stops on request (bench/thread.ts). Loaded through tsx by
  * threads.ts.
  */
@@ -32,7 +32,10 @@ if (init.kind === 'floor') {
   };
 } else {
   const sdk: typeof Sdk = await import(init.sdk ?? '@consul-leader/discovery');
-  const discovery = sdk.createLeaderDiscovery({ consul: { host: init.host, port: init.port } });
+  const discovery = sdk.createLeaderDiscovery({
+    consul: { host: init.host, port: init.port },
+    ...(init.kind === 'sdk-sessions' ? { watchSessions: true } : {}),
+  });
   const subscriptions: Subscription[] = init.keys.map((key) => {
     const emit = observe(key);
     return discovery

@@ -59,11 +59,14 @@ const Descriptor = z.object({
 const log = (line: string): void => console.log(`${new Date().toISOString()} [gateway] ${line}`);
 
 // --addr replaces CONSUL_HTTP_ADDR only: the other CONSUL_* variables (token, TLS) still apply.
+// watchSessions: contenders create their session before campaigning, so a new leader is
+// routed to from the KV answer alone, one round trip sooner.
 let discovery: LeaderDiscovery;
 try {
-  discovery = createLeaderDiscovery(
-    args.addr === undefined ? {} : { env: { ...process.env, CONSUL_HTTP_ADDR: args.addr } },
-  );
+  discovery = createLeaderDiscovery({
+    watchSessions: true,
+    ...(args.addr === undefined ? {} : { env: { ...process.env, CONSUL_HTTP_ADDR: args.addr } }),
+  });
 } catch (error) {
   process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
   process.exit(2);

@@ -2,17 +2,7 @@
  * `createLeaderDiscovery`: the public entry point. It owns the Consul client,
  * one shared stream per followed key, and their teardown.
  */
-import {
-  EMPTY,
-  Observable,
-  defer,
-  distinctUntilChanged,
-  finalize,
-  map,
-  of,
-  shareReplay,
-  switchMap,
-} from 'rxjs';
+import { EMPTY, Observable, Subscription, distinctUntilChanged, finalize, map, of, shareReplay } from 'rxjs';
 import { z } from 'zod';
 import type {
   ConsulReadMeta,
@@ -248,27 +238,52 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   };
 
   // One blocking query per key and read scope, or, once enough keys of one
-  // prefix are followed, one recursive query for all of them.
-  const keyStream = (scope: ReadScope): Observable<KeyEvent> =>
-    shared(scopeId('key', scope), () => {
+  // prefix are followed, one recursive query for all of them. `id` is
+  // scopeId('key', scope), which the caller has made for its own id already.
+  const keyStream = (scope: ReadScope, id: string): Observable<KeyEvent> =>
+    shared(id, () => {
       const prefix = coalesce ? coalesce.prefixOf(scope.key) : null;
-      if (!coalesce || !groups || prefix === null || !scope.key.startsWith(prefix)) return singleKey(scope);
+      if (!groups || prefix === null || !scope.key.startsWith(prefix)) return singleKey(scope);
       const prefixScope: ReadScope = { ...scope, key: prefix };
       const group = scopeId('prefix', prefixScope);
-      return defer(() =>
-        groups.join(group).pipe(
-          distinctUntilChanged(),
-          switchMap((coalesced) => (coalesced ? routerOf(prefixScope).key(scope.key) : singleKey(scope))),
-          distinctUntilChanged(sameKeyEvent),
-          finalize(() => groups.leave(group)),
-        ),
-      );
+      const coalesced = (): Observable<KeyEvent> => routerOf(prefixScope, group).key(scope.key);
+      // switchMap over the group's state, then distinctUntilChanged(sameKeyEvent), by hand:
+      // those layers were about a fifth of a key's memory, and leaving the group's Subject O(n).
+      return new Observable<KeyEvent>((subscriber) => {
+        let last: KeyEvent | undefined;
+        let source: Subscription | undefined;
+        const follow = (events: Observable<KeyEvent>): void => {
+          source?.unsubscribe();
+          // Set before subscribing: a switch or an unsubscribe while it subscribes ends it.
+          const current = new Subscription();
+          source = current;
+          current.add(
+            events.subscribe({
+              next: (event) => {
+                if (current.closed || (last !== undefined && sameKeyEvent(last, event))) return;
+                last = event;
+                subscriber.next(event);
+              },
+              error: (error: unknown) => {
+                if (!current.closed) subscriber.error(error);
+              },
+              // Like switchMap's inner: a source that completes leaves the key open (close() ends it).
+            }),
+          );
+        };
+        const membership = groups.join(group, () => follow(coalesced()));
+        follow(membership.coalesced ? coalesced() : singleKey(scope));
+        return () => {
+          source?.unsubscribe();
+          membership.leave();
+        };
+      });
     });
 
-  // Coalesced keys of one prefix and read scope are told of their changes by one router.
+  // Coalesced keys of one prefix and read scope are told of their changes by one router
+  // (`id`: scopeId('prefix', scope)).
   const routers = new Map<string, PrefixRouter>();
-  const routerOf = (scope: ReadScope): PrefixRouter => {
-    const id = scopeId('prefix', scope);
+  const routerOf = (scope: ReadScope, id: string): PrefixRouter => {
     let router = routers.get(id);
     if (!router) {
       router = new PrefixRouter(prefixStream(scope), () => routers.delete(id));
@@ -339,26 +354,27 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     }
     return id;
   };
+  // After the JSON array, the id of the stream the pipeline reads (unambiguous: an array ends where it ends).
   const pipelineId = (
     kind: string,
-    scope: ReadScope,
+    streamId: string,
     call: LeaderOptions<unknown>,
     extra?: unknown,
   ): string =>
     JSON.stringify([
       kind,
-      scopeId('', scope),
       call.schema ? identityOf(call.schema) : 0,
       typeof call.decode === 'function' ? identityOf(call.decode) : (call.decode ?? 'json'),
       extra ?? null,
-    ]);
+    ]) + streamId;
 
   const watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>> => {
     const call = parseCallOptions<T>(key, options);
     if (closed) return EMPTY;
     const scope = scopeOf(key, call);
-    return shared(pipelineId('watch', scope, call), () =>
-      keyStream(scope).pipe(map(mapperOf(call)), distinctUntilChanged(sameState)),
+    const id = scopeId('key', scope);
+    return shared(pipelineId('watch', id, call), () =>
+      keyStream(scope, id).pipe(map(mapperOf(call)), distinctUntilChanged(sameState)),
     );
   };
 
@@ -373,8 +389,9 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     const after = nullAfterMs(call);
     const scope = scopeOf(key, call);
     // Straight from the key's events (not through a watch() pipeline: fewer layers per change).
-    return shared(pipelineId('leader', scope, call, after), () =>
-      keyStream(scope).pipe(map(mapperOf(call)), leaderOf(after)),
+    const id = scopeId('key', scope);
+    return shared(pipelineId('leader', id, call, after), () =>
+      keyStream(scope, id).pipe(map(mapperOf(call)), leaderOf(after)),
     );
   };
 
@@ -404,7 +421,9 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {
     const call = parseCallOptions<T>(prefix, options);
     if (closed) return EMPTY;
-    return shared(pipelineId('watchPrefix', scopeOf(prefix, call), call), () => prefixStates(prefix, call));
+    return shared(pipelineId('watchPrefix', scopeId('prefix', scopeOf(prefix, call)), call), () =>
+      prefixStates(prefix, call),
+    );
   };
 
   const watchLeaders = <T>(
@@ -413,7 +432,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   ): Observable<ReadonlyMap<string, LeaderState<T>>> => {
     const call = parseCallOptions<T>(prefix, options);
     if (closed) return EMPTY;
-    return shared(pipelineId('watchLeaders', scopeOf(prefix, call), call), () =>
+    return shared(pipelineId('watchLeaders', scopeId('prefix', scopeOf(prefix, call)), call), () =>
       watchPrefix(prefix, call).pipe(map(({ states }) => states)),
     );
   };
@@ -425,7 +444,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     const call = parseCallOptions<T>(prefix, options);
     if (closed) return EMPTY;
     const after = nullAfterMs(call);
-    return shared(pipelineId('leaders', scopeOf(prefix, call), call, after), () =>
+    return shared(pipelineId('leaders', scopeId('prefix', scopeOf(prefix, call)), call, after), () =>
       prefixStream(scopeOf(prefix, call)).pipe(leadersOf(mapperOf(call), after)),
     );
   };

@@ -4,7 +4,7 @@ import { readMeta, keyedLike } from '../test-fixtures.js';
 import type { KeyedList } from '../keyed-list.js';
 import type { PrefixEvent } from './follow-prefix.js';
 import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
-import { PrefixRouter, topLevelFolder } from './coalesce.js';
+import { KeyGroups, PrefixRouter, topLevelFolder } from './coalesce.js';
 
 const meta = readMeta(5n);
 const snapshot = (key: string, modifyIndex: bigint): KeySnapshot => ({
@@ -82,6 +82,39 @@ describe('PrefixRouter', () => {
     const b = seen('p/b');
     source.complete();
     expect([a.completed(), b.completed()]).toEqual([true, true]);
+  });
+});
+
+describe('KeyGroups', () => {
+  it('coalesces a group at minKeys: the keys that joined before are told, the joining key reads it', () => {
+    const groups = new KeyGroups(3);
+    const told: string[] = [];
+    const a = groups.join('g', () => told.push('a'));
+    const b = groups.join('g', () => told.push('b'));
+    const other = groups.join('h', () => told.push('other'));
+    expect([a.coalesced, b.coalesced, other.coalesced]).toEqual([false, false, false]);
+    b.leave();
+    b.leave(); // once
+    const c = groups.join('g', () => told.push('c'));
+    expect(c.coalesced).toBe(false);
+    const d = groups.join('g', () => told.push('d'));
+    expect(d.coalesced).toBe(true);
+    expect(told).toEqual(['a', 'c']);
+    // Stays coalesced while any key is left; an emptied group starts over.
+    a.leave();
+    c.leave();
+    expect(groups.join('g', () => told.push('e')).coalesced).toBe(true);
+    d.leave();
+  });
+
+  it('starts a coalesced group over once it is empty', () => {
+    const groups = new KeyGroups(2);
+    const a = groups.join('g', () => undefined);
+    const b = groups.join('g', () => undefined);
+    expect(b.coalesced).toBe(true);
+    a.leave();
+    b.leave();
+    expect(groups.join('g', () => undefined).coalesced).toBe(false);
   });
 });
 

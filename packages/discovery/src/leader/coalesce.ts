@@ -3,7 +3,7 @@
  * all served from the prefix's recursive blocking query instead of one query
  * (and one connection to Consul) each.
  */
-import { BehaviorSubject, Observable, type Subscriber, type Subscription } from 'rxjs';
+import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { KeyedList, changedPositions } from '../keyed-list.js';
 import type { KeyEvent } from './key-snapshot.js';
 import type { PrefixEvent } from './follow-prefix.js';
@@ -33,33 +33,58 @@ export function keyEventFromPrefix(event: PrefixEvent, key: string): KeyEvent {
   return { kind: 'unreachable', key, error, attempt, retryInMs, lastKnown: known };
 }
 
+/** A key's place in its group. */
+export interface GroupMembership {
+  /** Whether the group was coalesced when the key joined. */
+  readonly coalesced: boolean;
+  /** The key leaves its group (once). */
+  leave(): void;
+}
+
 /**
  * Counts the keys followed per group (prefix and read scope). A group turns
  * coalesced when it reaches `minKeys` and stays so until it is empty: going
  * back and forth would cost more than it saves.
  */
 export class KeyGroups {
-  readonly #groups = new Map<string, { count: number; coalesced$: BehaviorSubject<boolean> }>();
+  readonly #groups = new Map<string, { count: number; coalesced: boolean; waiting: Set<() => void> }>();
 
   constructor(private readonly minKeys: number) {}
 
-  /** A key joins its group; the observable says whether the group is coalesced. */
-  join(group: string): Observable<boolean> {
+  /**
+   * A key joins its group. When the group turns coalesced, the keys that
+   * joined before are told (`onCoalesced`), then the joining key is: it reads
+   * `coalesced`. Plain callbacks, not a Subject of every key: leaving costs O(1),
+   * and a coalesced group holds no callback at all.
+   */
+  join(group: string, onCoalesced: () => void): GroupMembership {
     let entry = this.#groups.get(group);
     if (!entry) {
-      entry = { count: 0, coalesced$: new BehaviorSubject(false) };
+      entry = { count: 0, coalesced: false, waiting: new Set() };
       this.#groups.set(group, entry);
     }
-    entry.count += 1;
-    if (entry.count >= this.minKeys && !entry.coalesced$.value) entry.coalesced$.next(true);
-    return entry.coalesced$;
-  }
-
-  leave(group: string): void {
-    const entry = this.#groups.get(group);
-    if (!entry) return;
-    entry.count -= 1;
-    if (entry.count <= 0) this.#groups.delete(group);
+    const joined = entry;
+    joined.count += 1;
+    if (joined.count >= this.minKeys && !joined.coalesced) {
+      joined.coalesced = true;
+      // Deleted before each call: a key that leaves meanwhile is not told; one that joins reads `coalesced`.
+      for (const waiting of joined.waiting) {
+        joined.waiting.delete(waiting);
+        waiting();
+      }
+    }
+    if (!joined.coalesced) joined.waiting.add(onCoalesced);
+    let left = false;
+    return {
+      coalesced: joined.coalesced,
+      leave: () => {
+        if (left) return;
+        left = true;
+        joined.waiting.delete(onCoalesced);
+        joined.count -= 1;
+        if (joined.count <= 0 && this.#groups.get(group) === joined) this.#groups.delete(group);
+      },
+    };
   }
 }
 

@@ -34,6 +34,8 @@ const FLIPS = intEnv('SOAK_FLIPS', 2000);
 const SUBSCRIBERS = intEnv('SOAK_SUBSCRIBERS', 300);
 const KEYS = Math.max(1, intEnv('SOAK_KEYS', 20));
 const SEED = intEnv('SOAK_SEED', Math.floor(Math.random() * 2 ** 31));
+/** `SOAK_WATCH_SESSIONS=1`: the SDK follows the session list too, under the writers' session churn. */
+const WATCH_SESSIONS = intEnv('SOAK_WATCH_SESSIONS', 0) === 1;
 const random = rng(SEED);
 
 /** Slack over "one read per change" for a key's KV reads: the first read, the one in flight, a wake-up or two. */
@@ -106,9 +108,12 @@ beforeAll(async () => {
   };
   baseline.heapUsed = await settledHeap();
   baseline.resources = process.getActiveResourcesInfo();
-  discovery = createLeaderDiscovery({ consul: { host: proxy.host, port: proxy.port } });
+  discovery = createLeaderDiscovery({
+    consul: { host: proxy.host, port: proxy.port },
+    watchSessions: WATCH_SESSIONS,
+  });
   log(
-    `seed ${SEED} (SOAK_SEED), flips ${FLIPS}, subscribers ${SUBSCRIBERS}, keys in phase 2 ${KEYS}`,
+    `seed ${SEED} (SOAK_SEED), flips ${FLIPS}, subscribers ${SUBSCRIBERS}, keys in phase 2 ${KEYS}, watchSessions ${WATCH_SESSIONS}`,
     `heap before createLeaderDiscovery(): ${mb(baseline.heapUsed)}`,
   );
 }, 60_000);

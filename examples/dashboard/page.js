@@ -160,7 +160,8 @@ function renderRow(key, row, now) {
     leaderDetail = shown.reason;
   }
   if (state.status === 'unreachable') {
-    leaderDetail = `last known${shown ? ` (${shown.status})` : ': none'}; ${state.error.code}, attempt ${state.attempt}`;
+    // The retry count is the outage's: the banner shows it (one `consul` event per retry).
+    leaderDetail = `last known${shown ? ` (${shown.status})` : ': none'}; ${state.error.code}`;
   }
 
   tr.append(

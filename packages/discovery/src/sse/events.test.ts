@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { type ConsulReadMeta, leaderStateSchema } from '@consul-leader/types';
 import { sessionInfo } from '../test-fixtures.js';
 import type { LeaderState, PrefixState } from '../discovery.js';
-import { ConsulHttpError, ConsulUnreachableError } from '../errors.js';
+import { ConsulHttpError, ConsulUnreachableError, type LeaderDiscoveryError } from '../errors.js';
 import { eventJson, formatSseComment, formatSseEvent, formatSseRetry, leaderEvents } from './events.js';
 
 const consul: ConsulReadMeta = { index: 42n, lastContactMs: 0, knownLeader: true };
@@ -71,7 +71,7 @@ describe('leaderEvents', () => {
     expect(leaderEvents(first, prefixState([a, b, c]))).toEqual([]);
   });
 
-  it('sends consul when the outage starts, changes code and ends; not on each retry', () => {
+  it('sends consul when the outage starts, fails again (each retry) and ends', () => {
     const a = leader('svc/a', 'S1');
     const up = prefixState([a]);
     const refused = new ConsulUnreachableError('refused', 'connect ECONNREFUSED');
@@ -96,7 +96,19 @@ describe('leaderEvents', () => {
       },
       { event: 'removed', data: { key: 'svc/a' } },
     ]);
-    expect(leaderEvents(down1, down2)).toEqual([]);
+    expect(leaderEvents(down1, down2)).toEqual([
+      {
+        event: 'consul',
+        data: {
+          unreachable: {
+            code: 'CONSUL_UNREACHABLE',
+            message: 'connect ECONNREFUSED',
+            attempt: 2,
+            retryInMs: 500,
+          },
+        },
+      },
+    ]);
     expect(leaderEvents(down2, down3)).toEqual([
       {
         event: 'consul',
@@ -127,6 +139,44 @@ describe('leaderEvents', () => {
         },
       },
     ]);
+  });
+});
+
+describe('leaderEvents during an outage', () => {
+  it('sends a key again only when more than its retry count changed: one consul event per retry, not one per key', () => {
+    const a = leader('svc/a', 'S1') as Exclude<LeaderState<unknown>, { status: 'unreachable' }>;
+    const b = leader('svc/b', 'S2') as Exclude<LeaderState<unknown>, { status: 'unreachable' }>;
+    const refused = new ConsulUnreachableError('refused', 'connect ECONNREFUSED');
+    const down = (attempt: number, error: LeaderDiscoveryError = refused): PrefixState<unknown> => {
+      const outage = { error, attempt, retryInMs: 250 * attempt };
+      const states = [a, b].map((lastKnown): LeaderState<unknown> => ({
+        status: 'unreachable',
+        key: lastKnown.key,
+        ...outage,
+        lastKnown,
+      }));
+      return { prefix: 'svc/', states: new Map(states.map((s) => [s.key, s])), unreachable: outage, consul };
+    };
+    const up = prefixState([a, b]);
+    const first = leaderEvents(up, down(1));
+    expect(first.map((e) => e.event)).toEqual(['consul', 'state', 'state']);
+    expect(leaderEvents(down(1), down(2))).toEqual([
+      {
+        event: 'consul',
+        data: {
+          unreachable: {
+            code: 'CONSUL_UNREACHABLE',
+            message: 'connect ECONNREFUSED',
+            attempt: 2,
+            retryInMs: 500,
+          },
+        },
+      },
+    ]);
+    // Another error is news for each key too.
+    const other = new ConsulHttpError(500, 'No cluster leader');
+    expect(leaderEvents(down(2), down(3, other)).map((e) => e.event)).toEqual(['consul', 'state', 'state']);
+    expect(leaderEvents(down(3, other), up).map((e) => e.event)).toEqual(['consul', 'state', 'state']);
   });
 });
 

@@ -32,7 +32,7 @@ export type LeaderEvent<T> =
   | { readonly event: 'state'; readonly data: LeaderState<T> }
   /** A key that is no longer under the prefix. */
   | { readonly event: 'removed'; readonly data: { readonly key: string } }
-  /** Consul stopped or started answering (or the outage's error code changed). */
+  /** Consul stopped or started answering, or failed again (the outage's `attempt`, `retryInMs`, error). */
   | { readonly event: 'consul'; readonly data: { readonly unreachable: ConsulOutageInfo | null } };
 
 /** The event names, for clients (`EventSource.addEventListener(name, ...)`). */
@@ -48,11 +48,24 @@ export function outageInfo(outage: PrefixOutage | null): ConsulOutageInfo | null
 
 const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** The outage's own news: the key's last known state and error are the same as before. */
+function onlyRetried<T>(before: LeaderState<T> | undefined, after: LeaderState<T>): boolean {
+  return (
+    before?.status === 'unreachable' &&
+    after.status === 'unreachable' &&
+    before.lastKnown === after.lastKnown &&
+    before.error.code === after.error.code &&
+    before.error.message === after.error.message
+  );
+}
+
 /**
  * The events that tell a client who saw `previous` (undefined: nothing yet) about
  * `next`: a `snapshot` first; then `removed` for keys that disappeared, `state`
  * for keys whose state object changed (unchanged keys keep their objects, so this
- * is an identity check) and `consul` when the outage starts, ends or changes code.
+ * is an identity check) and `consul` when the outage starts, ends or fails again.
+ * While Consul cannot be read, a key whose state differs only by the retry count is
+ * not sent again: the one `consul` event per retry carries it, not one event per key.
  */
 export function leaderEvents<T>(
   previous: PrefixState<T> | undefined,
@@ -74,7 +87,10 @@ export function leaderEvents<T>(
   const events: LeaderEvent<T>[] = [];
   const was = previous.unreachable;
   const is = next.unreachable;
-  if ((was === null) !== (is === null) || (was && is && was.error.code !== is.error.code)) {
+  if (
+    (was === null) !== (is === null) ||
+    (was && is && (was.attempt !== is.attempt || was.error.code !== is.error.code))
+  ) {
     events.push({ event: 'consul', data: { unreachable: outageInfo(is) } });
   }
   for (const key of [...previous.states.keys()].sort(byKey)) {
@@ -82,7 +98,8 @@ export function leaderEvents<T>(
   }
   for (const key of [...next.states.keys()].sort(byKey)) {
     const state = next.states.get(key) as LeaderState<T>;
-    if (previous.states.get(key) !== state) events.push({ event: 'state', data: state });
+    const before = previous.states.get(key);
+    if (before !== state && !onlyRetried(before, state)) events.push({ event: 'state', data: state });
   }
   return events;
 }

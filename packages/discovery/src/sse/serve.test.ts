@@ -158,9 +158,9 @@ describe('serveLeaderEvents', () => {
     source.next(prefixState([a2]));
     const error = new ConsulUnreachableError('refused', 'connect ECONNREFUSED');
     source.next(prefixState([], { error, attempt: 1, retryInMs: 250 }));
-    source.next(prefixState([], { error, attempt: 2, retryInMs: 500 })); // the same outage: nothing
+    source.next(prefixState([], { error, attempt: 2, retryInMs: 500 })); // the next retry
     source.next(prefixState([a2]));
-    await client.waitFor((f) => events(f).length === 7);
+    await client.waitFor((f) => events(f).length === 8);
     const seen = events(client.frames);
     expect(seen.map((f) => f.event)).toEqual([
       'snapshot',
@@ -169,9 +169,10 @@ describe('serveLeaderEvents', () => {
       'consul',
       'removed',
       'consul',
+      'consul',
       'state',
     ]);
-    expect(seen.map((f) => Number(f.id))).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(seen.map((f) => Number(f.id))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(dataOf(at(seen, 1))).toMatchObject({ key: 'p/a', reason: 'no-session' });
     expect(dataOf(at(seen, 2))).toEqual({ key: 'p/b' });
     expect(dataOf(at(seen, 3))).toEqual({
@@ -182,7 +183,8 @@ describe('serveLeaderEvents', () => {
         retryInMs: 250,
       },
     });
-    expect(dataOf(at(seen, 5))).toEqual({ unreachable: null });
+    expect(dataOf(at(seen, 5))).toMatchObject({ unreachable: { attempt: 2, retryInMs: 500 } });
+    expect(dataOf(at(seen, 6))).toEqual({ unreachable: null });
     client.abort();
   });
 

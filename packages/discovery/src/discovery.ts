@@ -137,7 +137,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const opts = parseDiscoveryOptions(options);
   const defaults: ResolvedDiscoveryOptions = resolveDiscoveryDefaults(opts);
   const setup = setUpClients(opts);
-  const transport = new ConsulTransport(setup.clients);
+  const transport = new ConsulTransport(setup.clients, undefined, { http2: opts.http2 === true });
   const closing = new AbortController();
   const streams = new Map<string, Observable<unknown>>();
   const coalesce = resolveCoalesce(opts.coalesce);
@@ -463,6 +463,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     closed = true;
     closing.abort();
     for (const end of [...open]) end();
+    transport.close();
     for (const client of setup.owned) client.destroy();
   };
 

@@ -28,6 +28,7 @@ describe('parseDiscoveryOptions', () => {
       idleWakeups: { burst: 3, perSecond: 1 },
       env: { CONSUL_HTTP_ADDR: 'x:1', UNSET: undefined },
       watchSessions: true,
+      http2: true,
     } as const;
     expect(parseDiscoveryOptions(options)).toEqual(options);
   });
@@ -76,6 +77,7 @@ describe('parseDiscoveryOptions', () => {
     );
     expect(message(() => parseDiscoveryOptions({ dc: '' }))).toContain('dc');
     expect(message(() => parseDiscoveryOptions({ watchSessions: 'yes' }))).toContain('watchSessions');
+    expect(message(() => parseDiscoveryOptions({ http2: 1 }))).toContain('http2');
   });
 
   it('rejects options that are not an object', () => {

@@ -81,6 +81,13 @@ export interface LeaderDiscoveryOptions {
    * datacenter is created or destroyed. Default `false`.
    */
   readonly watchSessions?: boolean;
+  /**
+   * Over HTTPS, send every request over HTTP/2 (Consul offers it over TLS): one
+   * connection per agent carries all of them, up to the agent's 100 concurrent
+   * streams (then one more connection per 100), instead of one connection per
+   * blocking query. Plain-HTTP agents and unix sockets stay on HTTP/1.1. Default `false`.
+   */
+  readonly http2?: boolean;
   /** The environment to read `CONSUL_*` variables from. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
@@ -164,6 +171,7 @@ const discoveryOptionsSchema = z.strictObject({
     .optional(),
   env: z.record(z.string(), z.string().optional()).optional(),
   watchSessions: z.boolean().optional(),
+  http2: z.boolean().optional(),
   coalesce: z
     .union([
       z.literal(false),

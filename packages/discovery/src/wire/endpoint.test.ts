@@ -62,6 +62,23 @@ describe('endpointOf', () => {
     client.destroy();
   });
 
+  it('with http2, connects over HTTP/2 to an HTTPS agent only, with its TLS options and credentials', () => {
+    const secure = new Consul({
+      baseUrl: 'https://user:secret@[::1]:8501/v1',
+      ca: 'CA PEM',
+      servername: 'consul',
+    } as ConstructorParameters<typeof Consul>[0]);
+    const endpoint = endpointOf(secure, { http2: true });
+    expect(endpoint.h2?.origin).toBe('https://[::1]:8501');
+    expect(endpoint.h2?.options).toEqual({ ca: 'CA PEM', servername: 'consul' });
+    expect(endpoint.headers.authorization).toBe(`Basic ${Buffer.from('user:secret').toString('base64')}`);
+    expect(endpointOf(secure).h2).toBeUndefined();
+    secure.destroy();
+    const plain = new Consul({ host: '127.0.0.5', port: 8500 });
+    expect(endpointOf(plain, { http2: true }).h2).toBeUndefined();
+    plain.destroy();
+  });
+
   it('refuses an object that is not a node-consul client with INVALID_OPTION', () => {
     expect(() => endpointOf({} as Consul)).toThrow(
       expect.objectContaining({

@@ -8,8 +8,10 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { SecureClientSessionOptions } from 'node:http2';
 import type Consul from 'consul';
 import { InvalidOptionError } from '../errors.js';
+import { H2Sessions } from './h2-sessions.js';
 
 /** What papi keeps of a client's options (not in node-consul's published types). */
 interface PapiOptions {
@@ -66,9 +68,48 @@ export interface Endpoint {
   readonly basePath: string;
   /** The client's default headers and the SDK's user agent; a request's own are added on top. */
   readonly headers: Readonly<Record<string, string>>;
+  /** With `http2` and an HTTPS agent: the HTTP/2 connections every request goes over instead. */
+  readonly h2?: H2Sessions;
 }
 
-export function endpointOf(client: Consul): Endpoint {
+export interface EndpointOptions {
+  /** Over HTTPS, send requests over HTTP/2 (h2-sessions.ts); plain HTTP stays HTTP/1.1 (Consul has no h2c). */
+  readonly http2?: boolean;
+}
+
+/** The TLS options of a request, for `http2.connect`. */
+const TLS_OPTIONS = [
+  'ca',
+  'cert',
+  'ciphers',
+  'clientCertEngine',
+  'crl',
+  'dhparam',
+  'ecdhCurve',
+  'honorCipherOrder',
+  'key',
+  'passphrase',
+  'pfx',
+  'rejectUnauthorized',
+  'secureOptions',
+  'secureProtocol',
+  'servername',
+  'sessionIdContext',
+  'family',
+  'lookup',
+  'localAddress',
+] as const;
+
+function h2SessionsOf(options: http.RequestOptions): H2Sessions {
+  const host = options.hostname ?? 'localhost';
+  const origin = `https://${host.includes(':') ? `[${host}]` : host}:${options.port ?? 443}`;
+  const tls: Record<string, unknown> = {};
+  const given = options as Record<string, unknown>;
+  for (const name of TLS_OPTIONS) if (given[name] !== undefined) tls[name] = given[name];
+  return new H2Sessions(origin, tls as SecureClientSessionOptions);
+}
+
+export function endpointOf(client: Consul, endpointOptions: EndpointOptions = {}): Endpoint {
   const opts = (client as unknown as { _opts?: PapiOptions })._opts;
   const base = opts?.baseUrl;
   if (!opts || !base || typeof base.protocol !== 'string') {
@@ -87,10 +128,18 @@ export function endpointOf(client: Consul): Endpoint {
     options.port = base.port ? Number(base.port) : secure ? 443 : 80;
   }
   options.method = 'GET';
+  const h2 = secure && endpointOptions.http2 && !opts.socketPath ? h2SessionsOf(options) : undefined;
+  const headers: Record<string, string> = { 'user-agent': USER_AGENT };
+  // HTTP/2 wants lowercase header names; HTTP/1.1 does not mind.
+  for (const [name, value] of Object.entries(opts.headers ?? {})) headers[name.toLowerCase()] = value;
+  // HTTP/1.1 sends the base URL's credentials from `auth`; HTTP/2 needs the header itself.
+  if (h2 && base.auth)
+    headers.authorization = `Basic ${Buffer.from(decodeURIComponent(base.auth)).toString('base64')}`;
   return {
     request: secure ? https.request : http.request,
     options,
     basePath: base.path ?? '',
-    headers: { 'user-agent': USER_AGENT, ...opts.headers },
+    headers,
+    ...(h2 ? { h2 } : {}),
   };
 }

@@ -9,9 +9,11 @@
  * transport failures reject, as typed errors.
  */
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import http2 from 'node:http2';
 import type Consul from 'consul';
 import { ConsulUnreachableError, type UnreachableReason } from '../errors.js';
-import { type Endpoint, endpointOf } from './endpoint.js';
+import { type Endpoint, type EndpointOptions, endpointOf } from './endpoint.js';
+import type { H2Sessions } from './h2-sessions.js';
 
 export interface ConsulResponse {
   readonly status: number;
@@ -79,9 +81,10 @@ export class ConsulTransport {
   constructor(
     clients: readonly Consul[],
     readonly bodyTimeoutMs = BODY_TIMEOUT_MS,
+    options: EndpointOptions = {},
   ) {
     if (clients.length === 0) throw new Error('ConsulTransport needs at least one client');
-    this.#endpoints = clients.map(endpointOf);
+    this.#endpoints = clients.map((client) => endpointOf(client, options));
   }
 
   /** After an agent stopped answering, the next request goes to the next one (if several were given). */
@@ -105,67 +108,168 @@ export class ConsulTransport {
     }
 
     return new Promise<ConsulResponse>((resolve, reject) => {
-      let req: ClientRequest | undefined;
-      let res: IncomingMessage | undefined;
-      let settled = false;
-      let chunks: Buffer[] = [];
-      let bytes = 0;
-      // One timer: the whole request's timeout, then, once headers are in, the body's.
-      let timer: NodeJS.Timeout | undefined = setTimeout(() => fail({ kind: 'timeout' }), timeoutMs);
-      const onAbort = (): void => fail({ kind: 'aborted' });
-      signal?.addEventListener('abort', onAbort, { once: true });
-
-      const finish = (): void => {
-        settled = true;
-        clearTimeout(timer);
-        timer = undefined;
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const fail = (failure: Failure): void => {
-        if (settled) return;
-        finish();
-        req?.destroy();
+      const exchange = new Exchange(timeoutMs, this.bodyTimeoutMs, signal, resolve, (failure) => {
         if (failure.kind === 'aborted') return reject(new RequestAbortedError());
         this.#failOver(used);
         reject(toUnreachable(failure, timeoutMs, this.bodyTimeoutMs));
-      };
-
-      try {
-        req = endpoint.request({ ...endpoint.options, path, headers }, (response) => {
-          res = response;
-          clearTimeout(timer);
-          timer = setTimeout(() => fail({ kind: 'cut', how: 'stalled', bytes }), this.bodyTimeoutMs);
-          response.on('data', (chunk: Buffer) => {
-            chunks.push(chunk);
-            bytes += chunk.length;
-          });
-          response.once('end', () => {
-            if (settled) return;
-            finish();
-            const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes);
-            chunks = [];
-            resolve({ status: response.statusCode ?? 0, headers: response.headers, body });
-          });
-          // A connection closed mid-body: without this, the request would wait for its whole timeout.
-          response.once('close', () => {
-            if (!response.complete) fail({ kind: 'cut', how: 'mid-body', bytes });
-          });
-          response.on('error', () => {
-            if (!response.complete) fail({ kind: 'cut', how: 'mid-body', bytes });
-          });
-        });
-      } catch (error) {
-        finish();
-        reject(error as Error);
-        return;
-      }
-      req.on('error', (error: NodeJS.ErrnoException) => {
-        if (res && !res.complete) fail({ kind: 'cut', how: 'mid-body', bytes });
-        else fail({ kind: 'socket', error });
       });
-      req.end();
+      try {
+        if (endpoint.h2) sendH2(endpoint.h2, path, headers, exchange);
+        else sendH1(endpoint, path, headers, exchange);
+      } catch (error) {
+        exchange.settle();
+        reject(error as Error);
+      }
     });
   }
+
+  /** Closes the HTTP/2 connections (HTTP/1.1 sockets belong to the clients' agents). */
+  close(): void {
+    for (const endpoint of this.#endpoints) endpoint.h2?.close();
+  }
+}
+
+/**
+ * One request's life, whatever carries it: the whole request's timeout, then,
+ * once the headers are in, the body's; abort; the body's chunks; settled once.
+ */
+class Exchange {
+  #settled = false;
+  #timer: NodeJS.Timeout | undefined;
+  #chunks: Buffer[] = [];
+  bytes = 0;
+  /** Called once when the exchange settles, to let go of the request (destroy, cancel). */
+  onSettle: (() => void) | undefined;
+  readonly #onAbort = (): void => this.fail({ kind: 'aborted' });
+
+  constructor(
+    timeoutMs: number,
+    private readonly bodyTimeoutMs: number,
+    private readonly signal: AbortSignal | undefined,
+    private readonly resolve: (response: ConsulResponse) => void,
+    private readonly reject: (failure: Failure) => void,
+  ) {
+    this.#timer = setTimeout(() => this.fail({ kind: 'timeout' }), timeoutMs);
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  headersIn(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(
+      () => this.fail({ kind: 'cut', how: 'stalled', bytes: this.bytes }),
+      this.bodyTimeoutMs,
+    );
+  }
+
+  data(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.bytes += chunk.length;
+  }
+
+  end(status: number, headers: IncomingHttpHeaders): void {
+    if (this.#settled) return;
+    this.settle();
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.bytes);
+    this.resolve({ status, headers, body });
+  }
+
+  fail(failure: Failure): void {
+    if (this.#settled) return;
+    this.settle();
+    this.onSettle?.();
+    this.reject(failure);
+  }
+
+  /** Stops the timers and the abort listener; the exchange is over. */
+  settle(): void {
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.signal?.removeEventListener('abort', this.#onAbort);
+  }
+}
+
+function sendH1(endpoint: Endpoint, path: string, headers: Record<string, string>, exchange: Exchange): void {
+  let res: IncomingMessage | undefined;
+  const req: ClientRequest = endpoint.request({ ...endpoint.options, path, headers }, (response) => {
+    res = response;
+    exchange.headersIn();
+    response.on('data', (chunk: Buffer) => exchange.data(chunk));
+    response.once('end', () => exchange.end(response.statusCode ?? 0, response.headers));
+    // A connection closed mid-body: without this, the request would wait for its whole timeout.
+    const cut = (): void => {
+      if (!response.complete) exchange.fail({ kind: 'cut', how: 'mid-body', bytes: exchange.bytes });
+    };
+    response.once('close', cut);
+    response.on('error', cut);
+  });
+  exchange.onSettle = () => req.destroy();
+  req.on('error', (error: NodeJS.ErrnoException) => {
+    if (res && !res.complete) exchange.fail({ kind: 'cut', how: 'mid-body', bytes: exchange.bytes });
+    else exchange.fail({ kind: 'socket', error });
+  });
+  req.end();
+}
+
+function sendH2(
+  sessions: H2Sessions,
+  path: string,
+  headers: Record<string, string>,
+  exchange: Exchange,
+): void {
+  const slot = sessions.acquire();
+  const stream = slot.session.request({ ':method': 'GET', ':path': path, ...headers }, { endStream: true });
+  let status: number | undefined;
+  let answerHeaders: IncomingHttpHeaders = {};
+  exchange.onSettle = () => {
+    if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  };
+  stream.once('response', (received) => {
+    status = Number(received[':status']);
+    const rest: Record<string, unknown> = { ...received };
+    delete rest[':status'];
+    answerHeaders = rest as IncomingHttpHeaders;
+    exchange.headersIn();
+  });
+  stream.on('data', (chunk: Buffer) => exchange.data(chunk));
+  // A lost connection ends its streams too: only a close without error code means a whole answer.
+  let ended = false;
+  stream.once('end', () => {
+    ended = true;
+  });
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    slot.release();
+    // A stream still waiting for its connection fails with the connection's error as its cause.
+    const cause = (error as { cause?: unknown }).cause;
+    const failure = cause instanceof Error ? (cause as NodeJS.ErrnoException) : error;
+    if (status !== undefined) exchange.fail({ kind: 'cut', how: 'mid-body', bytes: exchange.bytes });
+    else exchange.fail({ kind: 'socket', error: failure });
+  });
+  stream.once('close', () => {
+    slot.release();
+    if (exchange.settled) return;
+    if (ended && status !== undefined && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) {
+      exchange.end(status, answerHeaders);
+    } else if (status !== undefined) {
+      exchange.fail({ kind: 'cut', how: 'mid-body', bytes: exchange.bytes });
+    } else {
+      exchange.fail({ kind: 'socket', error: streamClosedError(stream.rstCode) });
+    }
+  });
+}
+
+function streamClosedError(rstCode: number | undefined): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(
+    `the HTTP/2 stream closed before an answer (RST_STREAM ${rstCode ?? 'none'})`,
+  );
+  error.code = 'ECONNRESET';
+  return error;
 }
 
 const REASON_BY_CODE: Record<string, UnreachableReason> = {

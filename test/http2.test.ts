@@ -1,0 +1,197 @@
+/**
+ * `http2: true` against a real agent serving HTTPS only (Consul offers HTTP/2
+ * over TLS): many blocking queries over one connection, one more connection per
+ * 100 streams, a lost connection reported and replaced, nothing left after
+ * close(). A TCP proxy in front of the agent counts and cuts connections.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  ConsulUnreachableError,
+  type LeaderDiscovery,
+  createLeaderDiscovery,
+} from '@consul-leader/discovery';
+import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
+import { acquire, consulClient, createSession } from './support/contender.js';
+import { record, until } from './support/recorder.js';
+import {
+  HTTPS_PORT,
+  type TlsAgent,
+  type TlsMaterial,
+  createTlsMaterial,
+  startTlsAgent,
+} from './support/tls.js';
+
+const Node = z.object({ host: z.string() });
+
+interface TcpProxy {
+  readonly port: number;
+  accepted(): number;
+  open(): number;
+  /** Destroys every connection, both sides. */
+  cut(): void;
+  close(): Promise<void>;
+}
+
+/** On the agent's own address (its certificate names it), another port. */
+async function startTcpProxy(host: string, port: number): Promise<TcpProxy> {
+  let accepted = 0;
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const server = net.createServer((client) => {
+    accepted += 1;
+    const upstream = net.connect(port, host);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    open: () => pairs.size,
+    cut: () => {
+      for (const [client, upstream] of [...pairs]) {
+        client.destroy();
+        upstream.destroy();
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const [client, upstream] of pairs) {
+          client.destroy();
+          upstream.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
+}
+
+let material: TlsMaterial;
+let agent: TlsAgent;
+let n = 0;
+const uniqueKey = (): string => `h2/t${++n}-${Date.now()}/leader`;
+
+async function withDiscovery(
+  run: (proxy: TcpProxy, discovery: LeaderDiscovery) => Promise<void>,
+): Promise<void> {
+  const proxy = await startTcpProxy(agent.host, HTTPS_PORT);
+  const discovery = createLeaderDiscovery({
+    consul: { host: agent.host, port: proxy.port, secure: true, ca: material.caPem },
+    http2: true,
+    coalesce: false,
+    retry: { initialDelayMs: 100, maxDelayMs: 500 },
+  });
+  try {
+    await run(proxy, discovery);
+  } finally {
+    discovery.close();
+    await proxy.close();
+  }
+}
+
+beforeAll(async () => {
+  material = createTlsMaterial();
+  agent = await startTlsAgent(material);
+});
+
+afterAll(async () => {
+  await agent?.destroy();
+  material?.remove();
+});
+
+describe('http2', () => {
+  it('follows 20 keys, one blocking query each, over one connection', async () => {
+    await withDiscovery(async (proxy, discovery) => {
+      const keys = Array.from({ length: 20 }, uniqueKey);
+      const recs = keys.map((key) => record(discovery.leader(key, { schema: Node })));
+      await Promise.all(recs.map((rec) => rec.next((v) => v === null)));
+      const session = await agent.campaign(keys[7] ?? '', { host: 'seven' });
+      const leader = await recs[7]?.next((v) => v !== null);
+      expect(leader?.session.id).toBe(session);
+      expect(leader?.node).toEqual({ host: 'seven' });
+      expect(proxy.accepted()).toBe(1);
+      for (const rec of recs) rec.unsubscribe();
+    });
+  });
+
+  it("opens one more connection past the agent's 100 streams, and every key is followed", async () => {
+    await withDiscovery(async (proxy, discovery) => {
+      const keys = Array.from({ length: 130 }, uniqueKey);
+      const recs = keys.map((key) => record(discovery.leader(key, { schema: Node })));
+      await Promise.all(recs.map((rec) => rec.next((v) => v === null)));
+      // The last key's blocking query is on the second connection: it still sees its change.
+      await agent.campaign(keys[129] ?? '', { host: 'last' });
+      await recs[129]?.next((v) => v?.node.host === 'last');
+      expect(proxy.accepted()).toBe(2);
+      for (const rec of recs) rec.unsubscribe();
+    });
+  });
+
+  it('reports a lost connection as unreachable (reset), then follows over a new one', async () => {
+    await withDiscovery(async (proxy, discovery) => {
+      const key = uniqueKey();
+      const states = record(discovery.watch(key, { schema: Node }));
+      await states.next((s) => s.status === 'vacant');
+      proxy.cut();
+      const lost = await states.next((s) => s.status === 'unreachable');
+      if (lost.status !== 'unreachable') throw new Error('unexpected');
+      expect(lost.error).toBeInstanceOf(ConsulUnreachableError);
+      expect((lost.error as ConsulUnreachableError).reason).toBe('reset');
+      await states.next((s) => s.status === 'vacant');
+      await agent.campaign(key, { host: 'back' });
+      await states.next((s) => s.status === 'leader' && s.leader.node.host === 'back');
+      expect(proxy.accepted()).toBe(2);
+      states.unsubscribe();
+    });
+  });
+
+  it('leaves no connection open after close()', async () => {
+    const proxy = await startTcpProxy(agent.host, HTTPS_PORT);
+    const discovery = createLeaderDiscovery({
+      consul: { host: agent.host, port: proxy.port, secure: true, ca: material.caPem },
+      http2: true,
+    });
+    const recs = [record(discovery.leader(uniqueKey())), record(discovery.watch(uniqueKey()))];
+    await Promise.all(recs.map((rec) => rec.next(() => true)));
+    expect(proxy.open()).toBe(1);
+    discovery.close();
+    await until('the connection closed', () => proxy.open() === 0);
+    expect(recs.every((rec) => rec.completed)).toBe(true);
+    await proxy.close();
+  });
+});
+
+describe('http2 with a plain-HTTP agent', () => {
+  let plain: ConsulAgent;
+  beforeAll(async () => {
+    plain = await startConsulAgent();
+  });
+  afterAll(async () => {
+    await plain?.destroy();
+  });
+
+  it('stays on HTTP/1.1 (Consul has no HTTP/2 without TLS)', async () => {
+    const discovery = createLeaderDiscovery({ consul: { host: plain.host, port: plain.port }, http2: true });
+    try {
+      const key = uniqueKey();
+      const rec = record(discovery.leader(key, { schema: Node }));
+      await rec.next((v) => v === null);
+      const writer = consulClient(plain.address);
+      const session = await createSession(writer);
+      await acquire(writer, key, session, JSON.stringify({ host: 'plain' }));
+      expect((await rec.next((v) => v !== null))?.node).toEqual({ host: 'plain' });
+      rec.unsubscribe();
+      writer.destroy();
+    } finally {
+      discovery.close();
+    }
+  });
+});

@@ -160,19 +160,9 @@ describe('leaderEvents during an outage', () => {
     const up = prefixState([a, b]);
     const first = leaderEvents(up, down(1));
     expect(first.map((e) => e.event)).toEqual(['consul', 'state', 'state']);
-    expect(leaderEvents(down(1), down(2))).toEqual([
-      {
-        event: 'consul',
-        data: {
-          unreachable: {
-            code: 'CONSUL_UNREACHABLE',
-            message: 'connect ECONNREFUSED',
-            attempt: 2,
-            retryInMs: 500,
-          },
-        },
-      },
-    ]);
+    const retried = leaderEvents(down(1), down(2));
+    expect(retried.map((e) => e.event)).toEqual(['consul']);
+    expect(retried[0]?.data).toMatchObject({ unreachable: { attempt: 2, retryInMs: 500 } });
     // Another error is news for each key too.
     const other = new ConsulHttpError(500, 'No cluster leader');
     expect(leaderEvents(down(2), down(3, other)).map((e) => e.event)).toEqual(['consul', 'state', 'state']);

@@ -27,19 +27,11 @@ interface PapiOptions {
   readonly [option: string]: unknown;
 }
 
-/** The `http.request` options papi copies from a client's options to every request. */
-const CLIENT_OPTIONS = [
-  'agent',
-  'createConnection',
+/** TLS options, and how to reach the host: `http2.connect` takes them as `https.request` does. */
+const TLS_OPTIONS = [
   'family',
-  'hints',
   'localAddress',
-  'localPort',
   'lookup',
-  'maxHeaderSize',
-  'setHost',
-  'socketPath',
-  // TLS
   'ca',
   'cert',
   'ciphers',
@@ -56,6 +48,18 @@ const CLIENT_OPTIONS = [
   'secureProtocol',
   'servername',
   'sessionIdContext',
+] as const;
+
+/** The `http.request` options papi copies from a client's options to every request. */
+const CLIENT_OPTIONS = [
+  'agent',
+  'createConnection',
+  'hints',
+  'localPort',
+  'maxHeaderSize',
+  'setHost',
+  'socketPath',
+  ...TLS_OPTIONS,
 ] as const;
 
 const USER_AGENT = 'consul-leader';
@@ -76,29 +80,6 @@ export interface EndpointOptions {
   /** Over HTTPS, send requests over HTTP/2 (h2-sessions.ts); plain HTTP stays HTTP/1.1 (Consul has no h2c). */
   readonly http2?: boolean;
 }
-
-/** The TLS options of a request, for `http2.connect`. */
-const TLS_OPTIONS = [
-  'ca',
-  'cert',
-  'ciphers',
-  'clientCertEngine',
-  'crl',
-  'dhparam',
-  'ecdhCurve',
-  'honorCipherOrder',
-  'key',
-  'passphrase',
-  'pfx',
-  'rejectUnauthorized',
-  'secureOptions',
-  'secureProtocol',
-  'servername',
-  'sessionIdContext',
-  'family',
-  'lookup',
-  'localAddress',
-] as const;
 
 function h2SessionsOf(options: http.RequestOptions): H2Sessions {
   const host = options.hostname ?? 'localhost';

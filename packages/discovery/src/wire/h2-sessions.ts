@@ -33,6 +33,11 @@ export class H2Sessions {
   acquire(): StreamSlot {
     let connection: Connection | undefined;
     for (const open of this.#connections) {
+      // Closing or lost, its event not handled yet: a request on it would throw.
+      if (open.session.closed || open.session.destroyed) {
+        this.#connections.delete(open);
+        continue;
+      }
       if (open.active < this.#limitOf(open.session)) {
         connection = open;
         break;

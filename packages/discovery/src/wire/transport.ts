@@ -138,8 +138,8 @@ class Exchange {
   #timer: NodeJS.Timeout | undefined;
   #chunks: Buffer[] = [];
   bytes = 0;
-  /** Called once when the exchange settles, to let go of the request (destroy, cancel). */
-  onSettle: (() => void) | undefined;
+  /** Lets go of the request when the exchange fails (destroys it, cancels the stream). */
+  cancel: (() => void) | undefined;
   readonly #onAbort = (): void => this.fail({ kind: 'aborted' });
 
   constructor(
@@ -182,7 +182,7 @@ class Exchange {
   fail(failure: Failure): void {
     if (this.#settled) return;
     this.settle();
-    this.onSettle?.();
+    this.cancel?.();
     this.reject(failure);
   }
 
@@ -209,7 +209,7 @@ function sendH1(endpoint: Endpoint, path: string, headers: Record<string, string
     response.once('close', cut);
     response.on('error', cut);
   });
-  exchange.onSettle = () => req.destroy();
+  exchange.cancel = () => req.destroy();
   req.on('error', (error: NodeJS.ErrnoException) => {
     if (res && !res.complete) exchange.fail({ kind: 'cut', how: 'mid-body', bytes: exchange.bytes });
     else exchange.fail({ kind: 'socket', error });
@@ -227,7 +227,7 @@ function sendH2(
   const stream = slot.session.request({ ':method': 'GET', ':path': path, ...headers }, { endStream: true });
   let status: number | undefined;
   let answerHeaders: IncomingHttpHeaders = {};
-  exchange.onSettle = () => {
+  exchange.cancel = () => {
     if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
   };
   stream.once('response', (received) => {

@@ -4,7 +4,6 @@
  * 100 streams, a lost connection reported and replaced, nothing left after
  * close(). A TCP proxy in front of the agent counts and cuts connections.
  */
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -15,6 +14,7 @@ import {
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession } from './support/contender.js';
 import { record, until } from './support/recorder.js';
+import { type TcpProxy, startTcpProxy } from './support/tcp-proxy.js';
 import {
   HTTPS_PORT,
   type TlsAgent,
@@ -24,55 +24,6 @@ import {
 } from './support/tls.js';
 
 const Node = z.object({ host: z.string() });
-
-interface TcpProxy {
-  readonly port: number;
-  accepted(): number;
-  open(): number;
-  /** Destroys every connection, both sides. */
-  cut(): void;
-  close(): Promise<void>;
-}
-
-/** On the agent's own address (its certificate names it), another port. */
-async function startTcpProxy(host: string, port: number): Promise<TcpProxy> {
-  let accepted = 0;
-  const pairs = new Set<[net.Socket, net.Socket]>();
-  const server = net.createServer((client) => {
-    accepted += 1;
-    const upstream = net.connect(port, host);
-    const pair: [net.Socket, net.Socket] = [client, upstream];
-    pairs.add(pair);
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
-      pairs.delete(pair);
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    accepted: () => accepted,
-    open: () => pairs.size,
-    cut: () => {
-      for (const [client, upstream] of [...pairs]) {
-        client.destroy();
-        upstream.destroy();
-      }
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const [client, upstream] of pairs) {
-          client.destroy();
-          upstream.destroy();
-        }
-        server.close(() => resolve());
-      }),
-  };
-}
 
 let material: TlsMaterial;
 let agent: TlsAgent;

@@ -8,7 +8,8 @@
  * proxy and its own child. The rows run one after the other: side by side,
  * the kernel's loopback work for one process's sockets is partly charged to
  * whichever process is on the CPU, so their system times mix. Quick mode runs
- * them at the same time anyway, to stay short.
+ * them at the same time anyway, to stay short. The TLS rows (HTTP/1.1 and
+ * HTTP/2 over HTTPS) count connections through a TCP pass-through instead.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -18,7 +19,9 @@ import { ConsulHttp, eachLimited } from '../consul-http.js';
 import { withAgent } from '../lifecycle.js';
 import type { SdkSnapshot } from '../sdk-snapshot.js';
 import { startProxy } from '../../test/support/proxy.js';
-import type { IdleMemory, IdleMode, IdleRequest, IdleWindow } from './protocol.js';
+import { startTcpProxy } from '../../test/support/tcp-proxy.js';
+import { createTlsMaterial, startTlsAgent } from '../../test/support/tls.js';
+import { type IdleMemory, type IdleMode, type IdleRequest, type IdleWindow, TLS_MODES } from './protocol.js';
 
 /** One blocking query per key holds one connection: 1,000 keys need more than Consul's default 200 per client. */
 export const AGENT_HCL = 'limits { http_max_conns_per_client = 5000 }';
@@ -48,6 +51,7 @@ export function idleSettings(quick: boolean): IdleSettings {
           { keys: 100, mode: 'per-key' },
           { keys: 100, mode: 'coalesced' },
           { keys: 100, mode: 'prefix' },
+          { keys: 100, mode: 'per-key-h2' },
         ],
         windowMs: 15_000,
         parallel: true,
@@ -60,6 +64,8 @@ export function idleSettings(quick: boolean): IdleSettings {
           { keys: 1_000, mode: 'per-key' },
           { keys: 1_000, mode: 'coalesced' },
           { keys: 1_000, mode: 'prefix' },
+          { keys: 1_000, mode: 'per-key-tls' },
+          { keys: 1_000, mode: 'per-key-h2' },
         ],
         windowMs: 60_000,
         parallel: false,
@@ -119,16 +125,52 @@ async function seedLeaders(agent: { host: string; port: number }, keys: readonly
   }
 }
 
+interface Measured {
+  readonly baseline: IdleMemory;
+  readonly followMs: number;
+  readonly window: IdleWindow;
+  readonly agentCpuMs: number;
+}
+
+/** Starts the follower, lets it follow every key, then measures it (and the agent) over the window. */
+async function measure(
+  label: string,
+  child: ChildModule<IdleRequest>,
+  init: Extract<IdleRequest, { type: 'init' }>,
+  windowMs: number,
+  agentPid: number | undefined,
+  log: (line: string) => void,
+  onWindowStart: () => void,
+): Promise<Measured> {
+  const baseline = await child.ask<IdleMemory>(init);
+  const { ms: followMs } = await child.ask<{ ms: number }>({ type: 'follow' });
+  await sleep(SETTLE_MS);
+  onWindowStart();
+  const agentCpuBefore = processCpuMs(agentPid);
+  await child.ask({ type: 'begin' });
+  const started = now();
+  log(`${label}: following for ${windowMs / 1000} s`);
+  await sleep(windowMs);
+  const window = await child.ask<IdleWindow>({ type: 'end' });
+  const agentCpuMs = processCpuMs(agentPid) - agentCpuBefore;
+  log(`${label}: done (${((now() - started) / 1000).toFixed(1)} s)`);
+  return { baseline, followMs, window, agentCpuMs };
+}
+
+const keysOf = (row: IdleRow, prefix: string): string[] =>
+  Array.from({ length: row.keys }, (_, i) => `${prefix}${String(i).padStart(4, '0')}/leader`);
+
 async function runRow(
   row: IdleRow,
   windowMs: number,
   log: (line: string) => void,
   sdk: SdkSnapshot | undefined,
 ): Promise<IdleRowResult> {
+  if (TLS_MODES.has(row.mode)) return runTlsRow(row, windowMs, log, sdk);
   const label = `idle, ${row.keys} keys ${row.mode}`;
   return withAgent({ hcl: AGENT_HCL }, log, async (agent) => {
     const prefix = `bench/idle-${Date.now()}-${row.mode}/`;
-    const keys = Array.from({ length: row.keys }, (_, i) => `${prefix}${String(i).padStart(4, '0')}/leader`);
+    const keys = keysOf(row, prefix);
     await seedLeaders(agent, keys);
     const proxy = await startProxy(agent);
     // Arrival time of every blocking KV read, by path.
@@ -143,26 +185,21 @@ async function runRow(
     };
     const child = new ChildModule<IdleRequest>(label, new URL('./child.ts', import.meta.url), sdk);
     try {
-      const baseline = await child.ask<IdleMemory>({
+      let from = 0;
+      const init = {
         type: 'init',
         proxy: { host: proxy.host, port: proxy.port },
         wait: WAIT,
         mode: row.mode,
         prefix,
         keys,
+      } as const;
+      const measured = await measure(label, child, init, windowMs, agent.process().pid, log, () => {
+        from = proxy.requests.length;
       });
-      const { ms: followMs } = await child.ask<{ ms: number }>({ type: 'follow' });
-      await sleep(SETTLE_MS);
-      const from = proxy.requests.length;
-      const agentCpuBefore = processCpuMs(agent.process().pid);
-      await child.ask({ type: 'begin' });
-      const started = now();
-      log(`${label}: following for ${windowMs / 1000} s`);
-      await sleep(windowMs);
-      const window = await child.ask<IdleWindow>({ type: 'end' });
-      const agentCpuMs = processCpuMs(agent.process().pid) - agentCpuBefore;
-      const measured = proxy.requests.slice(from);
-      const kvReads = measured.filter((r) => r.method === 'GET' && r.path.startsWith('/v1/kv/'));
+      const kvReads = proxy.requests
+        .slice(from)
+        .filter((r) => r.method === 'GET' && r.path.startsWith('/v1/kv/'));
       const kv = kvReads.length;
       const perPath = new Map<string, number>(
         (row.mode === 'per-key' || row.mode === 'floor' ? keys.map((k) => `/v1/kv/${k}`) : []).map((p) => [
@@ -174,23 +211,70 @@ async function runRow(
       const intervals = [...arrivals.values()].flatMap((times) =>
         times.slice(1).map((t, i) => t - (times[i] ?? t)),
       );
-      log(`${label}: done (${((now() - started) / 1000).toFixed(1)} s)`);
       return {
         row,
-        window,
-        baseline,
-        followMs,
-        requests: { kv, other: measured.length - kv },
+        ...measured,
+        requests: { kv, other: proxy.requests.length - from - kv },
         readsPerPath: [...perPath.values()],
         intervals,
         connections: proxy.openConnections(),
-        agentCpuMs,
       };
     } finally {
       await child.stop();
       await proxy.close();
     }
   });
+}
+
+/**
+ * A row against an HTTPS-only agent, through a TCP pass-through that counts
+ * connections: requests inside TLS are not counted.
+ */
+async function runTlsRow(
+  row: IdleRow,
+  windowMs: number,
+  log: (line: string) => void,
+  sdk: SdkSnapshot | undefined,
+): Promise<IdleRowResult> {
+  const label = `idle, ${row.keys} keys ${row.mode}`;
+  const material = createTlsMaterial();
+  const agent = await startTlsAgent(material, { hcl: AGENT_HCL });
+  log(`Consul agent (HTTPS) at ${agent.host}:${agent.port} (pid ${agent.agent.process().pid ?? '?'})`);
+  try {
+    const prefix = `bench/idle-${Date.now()}-${row.mode}/`;
+    const keys = keysOf(row, prefix);
+    await eachLimited(keys, 16, async (key, i) => {
+      await agent.campaign(key, { seq: i }, `idle-${i}`);
+    });
+    const proxy = await startTcpProxy(agent.host, agent.port);
+    const child = new ChildModule<IdleRequest>(label, new URL('./child.ts', import.meta.url), sdk);
+    try {
+      const init = {
+        type: 'init',
+        proxy: { host: agent.host, port: proxy.port },
+        wait: WAIT,
+        mode: row.mode,
+        prefix,
+        keys,
+        ca: material.caPem,
+      } as const;
+      const measured = await measure(label, child, init, windowMs, agent.agent.process().pid, log, () => {});
+      return {
+        row,
+        ...measured,
+        requests: { kv: Number.NaN, other: Number.NaN },
+        readsPerPath: [],
+        intervals: [],
+        connections: proxy.open(),
+      };
+    } finally {
+      await child.stop();
+      await proxy.close();
+    }
+  } finally {
+    await agent.destroy();
+    material.remove();
+  }
 }
 
 export async function runIdleCase(

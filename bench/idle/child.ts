@@ -112,9 +112,14 @@ async function handle(request: IdleRequest): Promise<unknown> {
       prefix = request.prefix;
       keys = request.keys;
       discovery = createLeaderDiscovery({
-        consul: { host: request.proxy.host, port: request.proxy.port },
+        consul: {
+          host: request.proxy.host,
+          port: request.proxy.port,
+          ...(request.ca === undefined ? {} : { secure: true, ca: request.ca }),
+        },
         wait: request.wait,
-        ...(request.mode === 'per-key' ? { coalesce: false } : {}),
+        ...(request.mode === 'coalesced' || request.mode === 'prefix' ? {} : { coalesce: false }),
+        ...(request.mode === 'per-key-h2' ? { http2: true } : {}),
       });
       return settledMemory();
     case 'follow':

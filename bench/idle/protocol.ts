@@ -5,9 +5,13 @@ import type { Address } from '../fanout/protocol.js';
  * `per-key`: one `leader(key)` per key with `coalesce: false` (one blocking query each);
  * `coalesced`: one `leader(key)` per key with the default options (from 32 keys of a
  * prefix, one recursive query serves them all); `prefix`: one `leaders(prefix)`;
- * `floor`: no SDK, a bare-http loop of blocking reads per key (the reference).
+ * `floor`: no SDK, a bare-http loop of blocking reads per key (the reference);
+ * `per-key-tls`: `per-key` against an HTTPS agent (HTTP/1.1); `per-key-h2`: the same with `http2: true`.
  */
-export type IdleMode = 'per-key' | 'coalesced' | 'prefix' | 'floor';
+export type IdleMode = 'per-key' | 'coalesced' | 'prefix' | 'floor' | 'per-key-tls' | 'per-key-h2';
+
+/** The modes that read an HTTPS agent. */
+export const TLS_MODES: ReadonlySet<IdleMode> = new Set(['per-key-tls', 'per-key-h2']);
 
 export type IdleRequest =
   | {
@@ -18,6 +22,8 @@ export type IdleRequest =
       readonly mode: IdleMode;
       readonly prefix: string;
       readonly keys: readonly string[];
+      /** For the TLS modes: the CA (PEM) that signed the agent's certificate. */
+      readonly ca?: string;
     }
   /** Subscribes; answers once every key has its leader. */
   | { readonly type: 'follow' }

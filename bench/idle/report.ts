@@ -12,7 +12,11 @@ const MODES: Record<IdleRowResult['row']['mode'], string> = {
   coalesced: 'one `leader(key)` each, default options (coalesced)',
   prefix: 'one `leaders(prefix)`',
   floor: 'bare `http` loop per key, no SDK (reference)',
+  'per-key-tls': 'one `leader(key)` each, `coalesce: false`, HTTPS',
+  'per-key-h2': 'one `leader(key)` each, `coalesce: false`, HTTPS with `http2: true`',
 };
+/** A count, or a dash where the proxy cannot see requests (inside TLS). */
+const count = (x: number): string => (Number.isNaN(x) ? '—' : String(x));
 const label = ({ row }: IdleRowResult): string =>
   row.keys === 0
     ? 'nothing followed (the process alone)'
@@ -45,15 +49,15 @@ function requestTable(rows: readonly IdleRowResult[]): string {
       return [
         label(r),
         fixed(r.window.durationMs / 1000, 1),
-        String(r.requests.kv),
-        fixed(r.requests.kv / m, 1),
-        perKey(r.requests.kv / m, r.row.keys, (x) => fixed(x, 3)),
+        count(r.requests.kv),
+        Number.isNaN(r.requests.kv) ? '—' : fixed(r.requests.kv / m, 1),
+        Number.isNaN(r.requests.kv) ? '—' : perKey(r.requests.kv / m, r.row.keys, (x) => fixed(x, 3)),
         perPath
           ? `${fixed(perPath.p50)} (${fixed(perPath.min)}–${fixed(perPath.max)}) over ${perPath.n} ${perPath.n === 1 ? 'query' : 'queries'}`
           : '',
         intervals ? `${seconds(intervals.p50)} (${seconds(intervals.min)}–${seconds(intervals.max)})` : '',
         intervals ? fixed(60_000 / intervals.p50) : '',
-        String(r.requests.other),
+        count(r.requests.other),
         String(r.connections),
         String(r.window.emissions),
       ];
@@ -122,6 +126,12 @@ of one top-level folder share that folder's recursive query; and one \`leaders(p
   } The first row is what the process costs with nothing followed.
 - The reference row needs no SDK: one loop of blocking reads per key on a keep-alive
   \`http.Agent\` that parses each answer (case 1's floor, with the same \`wait\`).
+- The HTTPS rows (if any) read an agent that serves HTTPS only (certificates from
+  \`consul tls\`, as in \`test/tls.test.ts\`), through a TCP pass-through
+  (\`test/support/tcp-proxy.ts\`) that counts connections but cannot see the requests
+  inside TLS (a dash): the same keys, one \`leader(key)\` each, over HTTP/1.1 (one
+  connection per blocking query) and with \`http2: true\` (streams of shared connections,
+  up to 100 each).
 - Requests: what the proxy received. With nothing changing, a blocking query returns when
   its \`wait\` runs out, after Consul's random extra of up to wait/16: expect between
   ${fixed(low)} and ${fixed(high)} reads per minute per query (60 / ${WAIT_SECONDS} s). The keys' queries start

@@ -148,7 +148,7 @@ async function retry<T>(what: string, attempt: () => Promise<T>, timeoutMs = 30_
  */
 export async function startTlsAgent(
   material: TlsMaterial,
-  options: { mutual?: boolean } = {},
+  options: { mutual?: boolean; hcl?: string } = {},
 ): Promise<TlsAgent> {
   const host = await freeLoopbackHost();
   const server = material.serverCert(host);
@@ -157,6 +157,7 @@ export async function startTlsAgent(
     `cert_file = ${JSON.stringify(server.certPath)}`,
     `key_file = ${JSON.stringify(server.keyPath)}`,
     ...(options.mutual ? ['verify_incoming_https = true'] : []),
+    options.hcl ?? '',
     '',
   ].join('\n');
   const agent = await startConsulAgent({ host, httpsPort: HTTPS_PORT, hcl });

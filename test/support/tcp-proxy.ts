@@ -1,0 +1,54 @@
+/**
+ * A TCP pass-through in front of an agent, for what an HTTP proxy cannot see
+ * into (TLS, HTTP/2): it counts connections and can cut them all.
+ */
+import net from 'node:net';
+
+export interface TcpProxy {
+  readonly port: number;
+  accepted(): number;
+  open(): number;
+  /** Destroys every connection, both sides. */
+  cut(): void;
+  close(): Promise<void>;
+}
+
+/** Listens on `host` (for TLS, the agent's own address: its certificate names it), another port. */
+export async function startTcpProxy(host: string, port: number): Promise<TcpProxy> {
+  let accepted = 0;
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const server = net.createServer((client) => {
+    accepted += 1;
+    const upstream = net.connect(port, host);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    open: () => pairs.size,
+    cut: () => {
+      for (const [client, upstream] of [...pairs]) {
+        client.destroy();
+        upstream.destroy();
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const [client, upstream] of pairs) {
+          client.destroy();
+          upstream.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
+}

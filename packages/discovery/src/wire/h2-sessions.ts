@@ -58,11 +58,6 @@ export class H2Sessions {
     };
   }
 
-  /** Open connections (for tests and close()). */
-  get size(): number {
-    return this.#connections.size;
-  }
-
   /** Closes every connection at once (their streams end with an error). */
   close(): void {
     for (const { session } of this.#connections) session.destroy();

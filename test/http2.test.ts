@@ -14,6 +14,7 @@ import {
 import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession } from './support/contender.js';
 import { record, until } from './support/recorder.js';
+import { type H2Proxy, startH2Proxy } from './support/h2-proxy.js';
 import { type TcpProxy, startTcpProxy } from './support/tcp-proxy.js';
 import {
   HTTPS_PORT,
@@ -117,6 +118,68 @@ describe('http2', () => {
     await until('the connection closed', () => proxy.open() === 0);
     expect(recs.every((rec) => rec.completed)).toBe(true);
     await proxy.close();
+  });
+});
+
+describe('http2 faults, injected by an HTTP/2 proxy in front of the agent', () => {
+  async function withH2Proxy(
+    run: (proxy: H2Proxy, discovery: LeaderDiscovery) => Promise<void>,
+  ): Promise<void> {
+    const proxy = await startH2Proxy(material, agent.host, HTTPS_PORT);
+    const discovery = createLeaderDiscovery({
+      consul: { host: agent.host, port: proxy.port, secure: true, ca: material.caPem },
+      http2: true,
+      retry: { initialDelayMs: 100, maxDelayMs: 500 },
+    });
+    try {
+      await run(proxy, discovery);
+    } finally {
+      discovery.close();
+      await proxy.close();
+    }
+  }
+
+  /** The key (held) is first read through `fault`; the state says `message`; once the fault is gone, the leader shows. */
+  async function reportsThenRecovers(
+    fault: 'stall-body' | 'cut-body' | 'reset',
+    message: RegExp,
+  ): Promise<void> {
+    await withH2Proxy(async (proxy, discovery) => {
+      const key = uniqueKey();
+      await agent.campaign(key, { host: fault });
+      proxy.rule = (path) => (decodeURIComponent(path).startsWith(`/v1/kv/${key}`) ? fault : undefined);
+      const states = record(discovery.watch(key, { schema: Node }));
+      const lost = await states.next((s) => s.status === 'unreachable', { timeoutMs: 20_000 });
+      if (lost.status !== 'unreachable') throw new Error('unexpected');
+      expect((lost.error as ConsulUnreachableError).reason).toBe('reset');
+      expect(lost.error.message).toMatch(message);
+      proxy.rule = undefined;
+      await states.next((s) => s.status === 'leader' && s.leader.node.host === fault);
+      states.unsubscribe();
+    });
+  }
+
+  it('a body that stalls after its headers is reported (after the body timeout), then the key is followed', () =>
+    reportsThenRecovers('stall-body', /did not arrive within/));
+
+  it('a body cut short by a stream reset is reported, then the key is followed', () =>
+    reportsThenRecovers('cut-body', /closed in the middle/));
+
+  it('a stream reset before any answer is reported, then the key is followed', () =>
+    reportsThenRecovers('reset', /RST_STREAM|stream/i));
+
+  it('after a GOAWAY that drops the connection, the next change is seen over a new one', async () => {
+    await withH2Proxy(async (proxy, discovery) => {
+      const key = uniqueKey();
+      const rec = record(discovery.leader(key, { schema: Node }));
+      await rec.next((v) => v === null);
+      const before = proxy.paths.length;
+      proxy.goAway();
+      await agent.campaign(key, { host: 'after-goaway' });
+      await rec.next((v) => v?.node.host === 'after-goaway');
+      expect(proxy.paths.length).toBeGreaterThan(before);
+      rec.unsubscribe();
+    });
   });
 });
 

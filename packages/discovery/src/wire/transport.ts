@@ -280,6 +280,11 @@ const REASON_BY_CODE: Record<string, UnreachableReason> = {
   ETIMEDOUT: 'timeout',
   ENOTFOUND: 'dns',
   EAI_AGAIN: 'dns',
+  // HTTP/2: the stream or its connection reset by the other side.
+  ERR_HTTP2_STREAM_ERROR: 'reset',
+  ERR_HTTP2_STREAM_CANCEL: 'reset',
+  ERR_HTTP2_SESSION_ERROR: 'reset',
+  ERR_HTTP2_GOAWAY_SESSION: 'reset',
 };
 
 function toUnreachable(

@@ -31,10 +31,11 @@ let agent: TlsAgent;
 let n = 0;
 const uniqueKey = (): string => `h2/t${++n}-${Date.now()}/leader`;
 
-async function withDiscovery(
-  run: (proxy: TcpProxy, discovery: LeaderDiscovery) => Promise<void>,
+/** A discovery with `http2` through `proxy` (a TCP pass-through or an HTTP/2 proxy), both closed after `run`. */
+async function through<P extends { readonly port: number; close(): Promise<void> }>(
+  proxy: P,
+  run: (proxy: P, discovery: LeaderDiscovery) => Promise<void>,
 ): Promise<void> {
-  const proxy = await startTcpProxy(agent.host, HTTPS_PORT);
   const discovery = createLeaderDiscovery({
     consul: { host: agent.host, port: proxy.port, secure: true, ca: material.caPem },
     http2: true,
@@ -48,6 +49,9 @@ async function withDiscovery(
     await proxy.close();
   }
 }
+
+const withDiscovery = async (run: (proxy: TcpProxy, discovery: LeaderDiscovery) => Promise<void>) =>
+  through(await startTcpProxy(agent.host, HTTPS_PORT), run);
 
 beforeAll(async () => {
   material = createTlsMaterial();
@@ -122,22 +126,8 @@ describe('http2', () => {
 });
 
 describe('http2 faults, injected by an HTTP/2 proxy in front of the agent', () => {
-  async function withH2Proxy(
-    run: (proxy: H2Proxy, discovery: LeaderDiscovery) => Promise<void>,
-  ): Promise<void> {
-    const proxy = await startH2Proxy(material, agent.host, HTTPS_PORT);
-    const discovery = createLeaderDiscovery({
-      consul: { host: agent.host, port: proxy.port, secure: true, ca: material.caPem },
-      http2: true,
-      retry: { initialDelayMs: 100, maxDelayMs: 500 },
-    });
-    try {
-      await run(proxy, discovery);
-    } finally {
-      discovery.close();
-      await proxy.close();
-    }
-  }
+  const withH2Proxy = async (run: (proxy: H2Proxy, discovery: LeaderDiscovery) => Promise<void>) =>
+    through(await startH2Proxy(material, agent.host, HTTPS_PORT), run);
 
   /** The key (held) is first read through `fault`; the state says `message`; once the fault is gone, the leader shows. */
   async function reportsThenRecovers(

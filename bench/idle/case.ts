@@ -157,6 +157,23 @@ async function measure(
   return { baseline, followMs, window, agentCpuMs };
 }
 
+/** What the follower is told to follow, and through which address (and CA, over HTTPS). */
+const initOf = (
+  row: IdleRow,
+  prefix: string,
+  keys: readonly string[],
+  proxy: { readonly host: string; readonly port: number },
+  ca?: string,
+): Extract<IdleRequest, { type: 'init' }> => ({
+  type: 'init',
+  proxy,
+  wait: WAIT,
+  mode: row.mode,
+  prefix,
+  keys,
+  ...(ca === undefined ? {} : { ca }),
+});
+
 const keysOf = (row: IdleRow, prefix: string): string[] =>
   Array.from({ length: row.keys }, (_, i) => `${prefix}${String(i).padStart(4, '0')}/leader`);
 
@@ -186,14 +203,7 @@ async function runRow(
     const child = new ChildModule<IdleRequest>(label, new URL('./child.ts', import.meta.url), sdk);
     try {
       let from = 0;
-      const init = {
-        type: 'init',
-        proxy: { host: proxy.host, port: proxy.port },
-        wait: WAIT,
-        mode: row.mode,
-        prefix,
-        keys,
-      } as const;
+      const init = initOf(row, prefix, keys, { host: proxy.host, port: proxy.port });
       const measured = await measure(label, child, init, windowMs, agent.process().pid, log, () => {
         from = proxy.requests.length;
       });
@@ -249,15 +259,7 @@ async function runTlsRow(
     const proxy = await startTcpProxy(agent.host, agent.port);
     const child = new ChildModule<IdleRequest>(label, new URL('./child.ts', import.meta.url), sdk);
     try {
-      const init = {
-        type: 'init',
-        proxy: { host: agent.host, port: proxy.port },
-        wait: WAIT,
-        mode: row.mode,
-        prefix,
-        keys,
-        ca: material.caPem,
-      } as const;
+      const init = initOf(row, prefix, keys, { host: agent.host, port: proxy.port }, material.caPem);
       const measured = await measure(label, child, init, windowMs, agent.agent.process().pid, log, () => {});
       return {
         row,

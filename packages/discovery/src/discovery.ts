@@ -207,12 +207,10 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     }
     return directory;
   };
-  const followingSessions = <E>(scope: ReadScope, source: Observable<E>): Observable<E> =>
-    directoryOf(scope)?.whileFollowing(source) ?? source;
-
-  const sessionOf = (scope: ReadScope, joins: PendingReads) => {
-    const directory = directoryOf(scope);
-    return (sessionId: string): Observable<RetryingReadEvent<LeaderSession | null>> => {
+  // A session's info: from the directory when it names the session, else one tracked read.
+  const sessionOf =
+    (scope: ReadScope, joins: PendingReads, directory: SessionDirectory | undefined) =>
+    (sessionId: string): Observable<RetryingReadEvent<LeaderSession | null>> => {
       const known = directory?.get(sessionId);
       if (known) return of({ type: 'value', value: known });
       return retryingRead(
@@ -220,10 +218,10 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
         defaults.retry,
       );
     };
-  };
 
   const singleKey = (scope: ReadScope): Observable<KeyEvent> => {
     const joins = new PendingReads();
+    const directory = directoryOf(scope);
     const events = followKey(scope.key, {
       kv$: blockingQuery({
         send: (index, signal) => sendKvRead(transport, scope, index, signal),
@@ -232,9 +230,9 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
         idleWakeups: defaults.idleWakeups,
         beforeNextRead: () => joins.settled(),
       }),
-      session: sessionOf(scope, joins),
+      session: sessionOf(scope, joins, directory),
     });
-    return followingSessions(scope, events);
+    return directory?.whileFollowing(events) ?? events;
   };
 
   // One blocking query per key and read scope, or, once enough keys of one
@@ -307,7 +305,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
           idleWakeups: defaults.idleWakeups,
           beforeNextRead: () => joins.settled(),
         }),
-        session: sessionOf(scope, joins),
+        session: sessionOf(scope, joins, directory),
         sessions: () =>
           retryingRead(
             (signal) => joins.track(readSessionListOnce(transport, scope, signal)),
@@ -315,7 +313,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
           ),
         ...(directory ? { known: (id: string) => directory.get(id) } : {}),
       });
-      return directory ? directory.whileFollowing(events) : events;
+      return directory?.whileFollowing(events) ?? events;
     });
 
   const descriptorOf = <T>(call: LeaderOptions<T>): Descriptor<T> => ({
@@ -444,8 +442,9 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     const call = parseCallOptions<T>(prefix, options);
     if (closed) return EMPTY;
     const after = nullAfterMs(call);
-    return shared(pipelineId('leaders', scopeId('prefix', scopeOf(prefix, call)), call, after), () =>
-      prefixStream(scopeOf(prefix, call)).pipe(leadersOf(mapperOf(call), after)),
+    const scope = scopeOf(prefix, call);
+    return shared(pipelineId('leaders', scopeId('prefix', scope), call, after), () =>
+      prefixStream(scope).pipe(leadersOf(mapperOf(call), after)),
     );
   };
 

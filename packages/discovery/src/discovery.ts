@@ -36,15 +36,17 @@ import {
   readKeyOnce,
   readSessionListOnce,
   readSessionOnce,
+  sendKvKeysRead,
   sendKvRead,
   sendSessionListRead,
 } from './leader/reads.js';
 import { SessionDirectory } from './leader/session-directory.js';
-import { blockingQuery } from './watch/blocking-query.js';
+import { type SplitPrefixOptions, splitPrefixQuery } from './leader/split-prefix.js';
+import { type BlockingQueryEvent, blockingQuery } from './watch/blocking-query.js';
 import { PendingReads } from './watch/pending-reads.js';
 import { type RetryingReadEvent, retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
-import { readKvResponse } from './wire/kv.js';
+import { type KvEntry, readKvKeys, readKvResponse } from './wire/kv.js';
 import { KvListReader } from './wire/kv-list.js';
 import { readSessionListResponse } from './wire/session.js';
 
@@ -128,6 +130,11 @@ export interface LeaderDiscovery {
 
 const anyJson: z.ZodType<unknown> = z.unknown();
 
+type SplitOption = Exclude<LeaderDiscoveryOptions['splitPrefixes'], false | undefined>;
+const DEFAULT_SPLIT: Required<SplitOption> = Object.freeze({ minKeys: 512, maxQueries: 64 });
+/** A sub-prefix of this many keys or fewer is not split further: its answer is already small. */
+const MIN_LEAF_KEYS = 16;
+
 function resolveCoalesce(option: LeaderDiscoveryOptions['coalesce']): CoalesceOptions | undefined {
   if (option === false) return undefined;
   return { ...DEFAULT_COALESCE, ...option };
@@ -142,6 +149,11 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const streams = new Map<string, Observable<unknown>>();
   const coalesce = resolveCoalesce(opts.coalesce);
   const groups = coalesce ? new KeyGroups(coalesce.minKeys) : undefined;
+  // With http2, a big prefix as many small recursive queries on one connection (split-prefix.ts).
+  const split: Required<SplitOption> | undefined =
+    opts.splitPrefixes === false || !transport.multiplexed
+      ? undefined
+      : { ...DEFAULT_SPLIT, ...opts.splitPrefixes };
   let closed = false;
 
   const scopeOf = (key: string, call: LeaderOptions<unknown>): ReadScope => {
@@ -297,14 +309,16 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
       const reader = new KvListReader(scope.key);
       const joins = new PendingReads();
       const directory = directoryOf(scope);
-      const events = followPrefix(scope.key, {
-        kv$: blockingQuery({
+      const whole = (): Observable<BlockingQueryEvent<ReadonlyMap<string, KvEntry>>> =>
+        blockingQuery({
           send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
           read: (res) => reader.read(res),
           retry: defaults.retry,
           idleWakeups: defaults.idleWakeups,
           beforeNextRead: () => joins.settled(),
-        }),
+        });
+      const events = followPrefix(scope.key, {
+        kv$: split ? splitPrefixQuery(splitOptionsOf(split, scope, whole, () => joins.settled())) : whole(),
         session: sessionOf(scope, joins, directory),
         sessions: () =>
           retryingRead(
@@ -315,6 +329,36 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
       });
       return directory?.whileFollowing(events) ?? events;
     });
+
+  const splitOptionsOf = (
+    { minKeys, maxQueries }: Required<SplitOption>,
+    scope: ReadScope,
+    whole: () => Observable<BlockingQueryEvent<ReadonlyMap<string, KvEntry>>>,
+    beforeNextEmit: () => Promise<void> | undefined,
+  ): SplitPrefixOptions => ({
+    prefix: scope.key,
+    whole,
+    leaf: (prefix, seed) => {
+      const leafScope: ReadScope = { ...scope, key: prefix };
+      const reader = new KvListReader(prefix, seed);
+      return blockingQuery({
+        send: (index, signal) => sendKvRead(transport, leafScope, index, signal, true),
+        read: (res) => reader.read(res),
+        retry: defaults.retry,
+        idleWakeups: defaults.idleWakeups,
+      });
+    },
+    keys: () =>
+      blockingQuery({
+        send: (index, signal) => sendKvKeysRead(transport, scope, index, signal),
+        read: readKvKeys,
+        retry: defaults.retry,
+        idleWakeups: defaults.idleWakeups,
+      }),
+    minKeys,
+    limits: { maxLeaves: maxQueries, minLeafKeys: MIN_LEAF_KEYS },
+    beforeNextEmit,
+  });
 
   const descriptorOf = <T>(call: LeaderOptions<T>): Descriptor<T> => ({
     schema: call.schema ?? (anyJson as z.ZodType<T>),

@@ -88,6 +88,15 @@ export interface LeaderDiscoveryOptions {
    * blocking query. Plain-HTTP agents and unix sockets stay on HTTP/1.1. Default `false`.
    */
   readonly http2?: boolean;
+  /**
+   * With `http2` over HTTPS, a prefix of `minKeys` keys or more (default 512)
+   * is followed as up to `maxQueries` (default 64) recursive queries on its
+   * sub-prefixes, side by side on the one connection, plus one query of its
+   * key list: a change to one key wakes a query of a few dozen keys instead of
+   * the whole prefix's answer. Subscribers see the same emissions. `false`
+   * keeps one recursive query per prefix.
+   */
+  readonly splitPrefixes?: false | { readonly minKeys?: number; readonly maxQueries?: number };
   /** The environment to read `CONSUL_*` variables from. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
@@ -172,6 +181,15 @@ const discoveryOptionsSchema = z.strictObject({
   env: z.record(z.string(), z.string().optional()).optional(),
   watchSessions: z.boolean().optional(),
   http2: z.boolean().optional(),
+  splitPrefixes: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        minKeys: z.number().int().min(2).optional(),
+        maxQueries: z.number().int().min(2).max(90).optional(),
+      }),
+    ])
+    .optional(),
   coalesce: z
     .union([
       z.literal(false),

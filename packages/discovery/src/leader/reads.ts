@@ -78,6 +78,22 @@ export function sendKvRead(
   return sendRead(transport, scope, { path: '/kv/{key}', params: { key: scope.key }, query }, index, signal);
 }
 
+/** The keys under the scope's key as a prefix (`?keys`: no values), blocking on `index` when it is above 0. */
+export function sendKvKeysRead(
+  transport: ConsulTransport,
+  scope: ReadScope,
+  index: bigint,
+  signal: AbortSignal,
+): Promise<ConsulResponse> {
+  return sendRead(
+    transport,
+    scope,
+    { path: '/kv/{key}', params: { key: scope.key }, query: { keys: '' } },
+    index,
+    signal,
+  );
+}
+
 /** `GET /v1/session/list` of the scope's datacenter, blocking on `index` when it is above 0. */
 export function sendSessionListRead(
   transport: ConsulTransport,

@@ -175,7 +175,14 @@ export class KvListReader {
   /** How the last successful `read` went. */
   lastPath: KvListReadPath | undefined;
 
-  constructor(readonly prefix: string) {}
+  /**
+   * `seed`: entries already read for these keys (a bigger prefix's answer):
+   * the first answer reuses those that are unchanged, like a previous answer's.
+   */
+  constructor(
+    readonly prefix: string,
+    private readonly seed?: ReadonlyMap<string, KvEntry>,
+  ) {}
 
   read(res: ConsulResponse): ReadonlyMap<string, KvEntry> {
     if (res.status === 404) {
@@ -193,7 +200,7 @@ export class KvListReader {
         return next.map;
       }
     }
-    const next = this.full(res, last?.map);
+    const next = this.full(res, last?.map ?? this.seed);
     this.last = next;
     this.lastPath = 'full';
     return next.map;

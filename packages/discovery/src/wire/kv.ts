@@ -127,3 +127,14 @@ export function readKvList(
   }
   return entries;
 }
+
+/** The keys of a `?keys` answer (404: none), in Consul's order. */
+export function readKvKeys(res: ConsulResponse): string[] {
+  if (res.status === 404) return [];
+  assertStatus(res);
+  const body = parseBody(res, 'KV keys answer');
+  if (!Array.isArray(body) || !body.every((key): key is string => typeof key === 'string')) {
+    throw new InvalidResponseError('KV keys answer is not a list of keys', { status: res.status });
+  }
+  return body;
+}

@@ -87,6 +87,11 @@ export class ConsulTransport {
     this.#endpoints = clients.map((client) => endpointOf(client, options));
   }
 
+  /** Whether every request shares one connection per agent (HTTP/2), so parallel queries cost no sockets. */
+  get multiplexed(): boolean {
+    return this.#endpoints.every((endpoint) => endpoint.h2 !== undefined);
+  }
+
   /** After an agent stopped answering, the next request goes to the next one (if several were given). */
   #failOver(failed: number): void {
     if (this.#active === failed) this.#active = (failed + 1) % this.#endpoints.length;

@@ -29,6 +29,7 @@ describe('parseDiscoveryOptions', () => {
       env: { CONSUL_HTTP_ADDR: 'x:1', UNSET: undefined },
       watchSessions: true,
       http2: true,
+      splitPrefixes: { minKeys: 100, maxQueries: 32 },
     } as const;
     expect(parseDiscoveryOptions(options)).toEqual(options);
   });
@@ -78,6 +79,14 @@ describe('parseDiscoveryOptions', () => {
     expect(message(() => parseDiscoveryOptions({ dc: '' }))).toContain('dc');
     expect(message(() => parseDiscoveryOptions({ watchSessions: 'yes' }))).toContain('watchSessions');
     expect(message(() => parseDiscoveryOptions({ http2: 1 }))).toContain('http2');
+    // Past 90 queries a prefix would need a second HTTP/2 connection (Consul allows 100 streams on one).
+    expect(message(() => parseDiscoveryOptions({ splitPrefixes: { maxQueries: 91 } }))).toContain(
+      'splitPrefixes.maxQueries',
+    );
+    expect(message(() => parseDiscoveryOptions({ splitPrefixes: { minKeys: 1 } }))).toContain(
+      'splitPrefixes.minKeys',
+    );
+    expect(() => parseDiscoveryOptions({ splitPrefixes: false })).not.toThrow();
   });
 
   it('rejects options that are not an object', () => {

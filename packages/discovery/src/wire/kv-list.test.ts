@@ -328,6 +328,17 @@ describe('KvListReader', () => {
     );
   });
 
+  it('reuses a seed’s entries on its first answer, for the keys not written since', () => {
+    const seedReader = new KvListReader(PREFIX);
+    const entries = [wire('svc/a/leader', 1), wire('svc/b/leader', 2)];
+    const seed = seedReader.read(res(200, bodyOf(entries)));
+    const reader = new KvListReader(PREFIX, seed);
+    const first = reader.read(res(200, bodyOf([entries[0] as Wire, wire('svc/b/leader', 3)])));
+    expect(first.get('svc/a/leader')).toBe(seed.get('svc/a/leader'));
+    expect(first.get('svc/b/leader')).not.toBe(seed.get('svc/b/leader'));
+    expect(first.get('svc/b/leader')?.modifyIndex).toBe(3n);
+  });
+
   describe('targeted cases', () => {
     const keys = ['svc/a/leader', 'svc/b/leader', 'svc/c/leader', 'svc/d/leader', 'svc/e/leader'];
     const base = keys.map((key, i) => wire(key, 10 + i));

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ConsulHttpError, InvalidResponseError, PermissionDeniedError } from '../errors.js';
-import { KEY_MISSING, readKvList, readKvResponse } from './kv.js';
+import { KEY_MISSING, readKvKeys, readKvList, readKvResponse } from './kv.js';
 import { KvListReader } from './kv-list.js';
 import type { ConsulResponse } from './transport.js';
 
@@ -190,5 +190,19 @@ describe('readKvList', () => {
   it('refuses keys outside the prefix and entries of the wrong shape', () => {
     expect(() => readKvList(res(200, JSON.stringify([entry('q/a', 5)])), 'p/')).toThrow(InvalidResponseError);
     expect(() => readKvList(res(200, JSON.stringify([{ Key: 'p/a' }])), 'p/')).toThrow(InvalidResponseError);
+  });
+});
+
+describe('readKvKeys', () => {
+  it('reads a ?keys answer in order; 404 is no keys', () => {
+    expect(readKvKeys(res(200, '["p/a","p/b/c"]'))).toEqual(['p/a', 'p/b/c']);
+    expect(readKvKeys(res(404, ''))).toEqual([]);
+  });
+
+  it('refuses a body that is not a list of keys, and error statuses, with typed errors', () => {
+    expect(() => readKvKeys(res(200, '[1]'))).toThrow(InvalidResponseError);
+    expect(() => readKvKeys(res(200, '{"Key":"p/a"}'))).toThrow(InvalidResponseError);
+    expect(() => readKvKeys(res(200, '["p/a"'))).toThrow(InvalidResponseError);
+    expect(() => readKvKeys(res(403, 'Permission denied'))).toThrow(PermissionDeniedError);
   });
 });

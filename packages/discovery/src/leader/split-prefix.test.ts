@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { Subject } from 'rxjs';
+import { readMeta as meta } from '../test-fixtures.js';
+import { ConsulUnreachableError } from '../errors.js';
+import { KeyedList } from '../keyed-list.js';
+import type { BlockingQueryEvent } from '../watch/blocking-query.js';
+import type { KvEntry } from '../wire/kv.js';
+import { splitPrefixQuery } from './split-prefix.js';
+
+type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;
+
+const entry = (key: string, modifyIndex = 1n): KvEntry => ({
+  key,
+  valueBase64: null,
+  session: null,
+  flags: 0n,
+  lockIndex: 0n,
+  createIndex: 1n,
+  modifyIndex,
+});
+
+const keysOf = (event: ListEvent | undefined): string[] =>
+  event?.type === 'result' ? [...event.value.keys()] : [];
+
+const lost = (attempt: number): Extract<ListEvent, { type: 'error' }> => ({
+  type: 'error',
+  error: new ConsulUnreachableError('reset', 'lost'),
+  attempt,
+  retryInMs: 100,
+});
+
+/** The split over hand-fed queries: the whole prefix, each leaf, the key list. */
+function split(beforeNextEmit?: () => Promise<void> | undefined) {
+  const whole: Subject<ListEvent>[] = [];
+  const leaves = new Map<string, { events: Subject<ListEvent>; seed: ReadonlyMap<string, KvEntry> }>();
+  const keys: Subject<BlockingQueryEvent<readonly string[]>>[] = [];
+  const events: ListEvent[] = [];
+  const subscription = splitPrefixQuery({
+    prefix: 'p/',
+    whole: () => {
+      const subject = new Subject<ListEvent>();
+      whole.push(subject);
+      return subject;
+    },
+    leaf: (prefix, seed) => {
+      const events = new Subject<ListEvent>();
+      leaves.set(prefix, { events, seed });
+      return events;
+    },
+    keys: () => {
+      const subject = new Subject<BlockingQueryEvent<readonly string[]>>();
+      keys.push(subject);
+      return subject;
+    },
+    minKeys: 4,
+    limits: { maxLeaves: 8, minLeafKeys: 2 },
+    ...(beforeNextEmit ? { beforeNextEmit } : {}),
+  }).subscribe((event) => events.push(event));
+  const answer = (subject: Subject<ListEvent> | undefined, list: readonly KvEntry[], index = 10n) =>
+    subject?.next({ type: 'result', value: KeyedList.of(list), meta: meta(index) });
+  return { whole, leaves, keys, events, answer, subscription };
+}
+
+const four = [entry('p/a/1'), entry('p/a/2'), entry('p/b/1'), entry('p/b/2')];
+
+describe('splitPrefixQuery', () => {
+  it('passes the whole answer on, and stays whole below minKeys', () => {
+    const s = split();
+    s.answer(s.whole[0], four.slice(0, 3));
+    expect(keysOf(s.events[0])).toEqual(['p/a/1', 'p/a/2', 'p/b/1']);
+    expect(s.leaves.size).toBe(0);
+    expect(s.whole[0]?.observed).toBe(true);
+  });
+
+  it('splits at minKeys: each leaf is seeded with its entries, and an unchanged leaf emits nothing', () => {
+    const s = split();
+    s.answer(s.whole[0], four);
+    expect(s.whole[0]?.observed).toBe(false);
+    expect([...s.leaves.keys()]).toEqual(['p/a', 'p/b']);
+    const a = s.leaves.get('p/a');
+    expect([...(a?.seed.values() ?? [])]).toEqual([four[0], four[1]]);
+    // A leaf's first answer with the seed's own objects changes nothing.
+    s.answer(a?.events, [four[0] as KvEntry, four[1] as KvEntry], 11n);
+    expect(s.events).toHaveLength(1);
+  });
+
+  it('emits the leaves laid end to end on a change, sharing the index while the keys stay', () => {
+    const s = split();
+    s.answer(s.whole[0], four);
+    const first = s.events[0] as Extract<ListEvent, { type: 'result' }>;
+    const changed = entry('p/b/1', 12n);
+    s.answer(s.leaves.get('p/b')?.events, [changed, four[3] as KvEntry], 12n);
+    const next = s.events[1] as Extract<ListEvent, { type: 'result' }>;
+    expect([...next.value.values()]).toEqual([four[0], four[1], changed, four[3]]);
+    expect((next.value as KeyedList<KvEntry>).index).toBe((first.value as KeyedList<KvEntry>).index);
+    expect(next.meta.index).toBe(12n);
+    // A new key in a leaf: a new index, in order.
+    s.answer(s.leaves.get('p/a')?.events, [...four.slice(0, 2), entry('p/a/3')], 13n);
+    expect(keysOf(s.events[2])).toEqual(['p/a/1', 'p/a/2', 'p/a/3', 'p/b/1', 'p/b/2']);
+  });
+
+  it('reports one error per retry round while queries fail, and emits once every query answers', () => {
+    const s = split();
+    s.answer(s.whole[0], four);
+    const a = s.leaves.get('p/a')?.events;
+    const b = s.leaves.get('p/b')?.events;
+    a?.next(lost(1));
+    b?.next(lost(1));
+    s.keys[0]?.next(lost(1));
+    expect(s.events.slice(1).map((e) => e.type)).toEqual(['error']);
+    b?.next(lost(2));
+    a?.next(lost(2));
+    expect(s.events.slice(1).map((e) => e.type)).toEqual(['error', 'error']);
+    // Answers while another query still fails are held.
+    s.answer(a, four.slice(0, 2), 14n);
+    s.keys[0]?.next({ type: 'result', value: four.map((e) => e.key), meta: meta(14n) });
+    expect(s.events).toHaveLength(3);
+    s.answer(b, four.slice(2), 14n);
+    expect(s.events.map((e) => e.type)).toEqual(['result', 'error', 'error', 'result']);
+    expect(keysOf(s.events[3])).toEqual(four.map((e) => e.key));
+  });
+
+  it('reads the prefix whole again when its key list names a key no leaf follows', () => {
+    const s = split();
+    s.answer(s.whole[0], four);
+    s.keys[0]?.next({ type: 'result', value: [...four.map((e) => e.key), 'p/a/9'], meta: meta(15n) });
+    expect(s.whole).toHaveLength(1);
+    s.keys[0]?.next({ type: 'result', value: [...four.map((e) => e.key), 'p/c/1'], meta: meta(16n) });
+    expect(s.whole).toHaveLength(2);
+    expect(s.leaves.get('p/a')?.events.observed).toBe(false);
+    expect(s.keys[0]?.observed).toBe(false);
+    s.answer(s.whole[1], [...four, entry('p/c/1')], 16n);
+    expect(keysOf(s.events.at(-1))).toEqual([...four.map((e) => e.key), 'p/c/1']);
+    expect([...s.leaves.keys()]).toEqual(['p/a', 'p/b', 'p/c']);
+  });
+
+  it('holds a result while the reads joining the last one are in flight, then emits the latest once', async () => {
+    let release: () => void = () => undefined;
+    let pending: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
+    const s = split(() => pending);
+    s.answer(s.whole[0], four);
+    const b = s.leaves.get('p/b')?.events;
+    s.answer(b, [entry('p/b/1', 20n), four[3] as KvEntry], 20n);
+    s.answer(b, [entry('p/b/1', 21n), four[3] as KvEntry], 21n);
+    expect(s.events).toHaveLength(1);
+    pending = undefined;
+    release();
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(s.events).toHaveLength(2);
+    expect(s.events[1]?.type === 'result' && s.events[1].value.get('p/b/1')?.modifyIndex).toBe(21n);
+  });
+
+  it('stops every query on unsubscribe', () => {
+    const s = split();
+    s.answer(s.whole[0], four);
+    s.subscription.unsubscribe();
+    expect([...s.leaves.values()].some((leaf) => leaf.events.observed)).toBe(false);
+    expect(s.keys[0]?.observed).toBe(false);
+  });
+});

@@ -9,6 +9,9 @@ import { splitPrefixQuery } from './split-prefix.js';
 
 type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;
 
+/** Leaf answers leave on the next turn of the event loop (gathered). */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 const entry = (key: string, modifyIndex = 1n): KvEntry => ({
   key,
   valueBase64: null,
@@ -64,7 +67,7 @@ function split(beforeNextEmit?: () => Promise<void> | undefined) {
 const four = [entry('p/a/1'), entry('p/a/2'), entry('p/b/1'), entry('p/b/2')];
 
 describe('splitPrefixQuery', () => {
-  it('passes the whole answer on, and stays whole below minKeys', () => {
+  it('passes the whole answer on, and stays whole below minKeys', async () => {
     const s = split();
     s.answer(s.whole[0], four.slice(0, 3));
     expect(keysOf(s.events[0])).toEqual(['p/a/1', 'p/a/2', 'p/b/1']);
@@ -72,7 +75,7 @@ describe('splitPrefixQuery', () => {
     expect(s.whole[0]?.observed).toBe(true);
   });
 
-  it('splits at minKeys: each leaf is seeded with its entries, and an unchanged leaf emits nothing', () => {
+  it('splits at minKeys: each leaf is seeded with its entries, and an unchanged leaf emits nothing', async () => {
     const s = split();
     s.answer(s.whole[0], four);
     expect(s.whole[0]?.observed).toBe(false);
@@ -81,25 +84,28 @@ describe('splitPrefixQuery', () => {
     expect([...(a?.seed.values() ?? [])]).toEqual([four[0], four[1]]);
     // A leaf's first answer with the seed's own objects changes nothing.
     s.answer(a?.events, [four[0] as KvEntry, four[1] as KvEntry], 11n);
+    await turn();
     expect(s.events).toHaveLength(1);
   });
 
-  it('emits the leaves laid end to end on a change, sharing the index while the keys stay', () => {
+  it('emits the leaves laid end to end on a change, sharing the index while the keys stay', async () => {
     const s = split();
     s.answer(s.whole[0], four);
     const first = s.events[0] as Extract<ListEvent, { type: 'result' }>;
     const changed = entry('p/b/1', 12n);
     s.answer(s.leaves.get('p/b')?.events, [changed, four[3] as KvEntry], 12n);
+    await turn();
     const next = s.events[1] as Extract<ListEvent, { type: 'result' }>;
     expect([...next.value.values()]).toEqual([four[0], four[1], changed, four[3]]);
     expect((next.value as KeyedList<KvEntry>).index).toBe((first.value as KeyedList<KvEntry>).index);
     expect(next.meta.index).toBe(12n);
     // A new key in a leaf: a new index, in order.
     s.answer(s.leaves.get('p/a')?.events, [...four.slice(0, 2), entry('p/a/3')], 13n);
+    await turn();
     expect(keysOf(s.events[2])).toEqual(['p/a/1', 'p/a/2', 'p/a/3', 'p/b/1', 'p/b/2']);
   });
 
-  it('reports one error per retry round while queries fail, and emits once every query answers', () => {
+  it('reports one error per retry round while queries fail, and emits once every query answers', async () => {
     const s = split();
     s.answer(s.whole[0], four);
     const a = s.leaves.get('p/a')?.events;
@@ -114,13 +120,15 @@ describe('splitPrefixQuery', () => {
     // Answers while another query still fails are held.
     s.answer(a, four.slice(0, 2), 14n);
     s.keys[0]?.next({ type: 'result', value: four.map((e) => e.key), meta: meta(14n) });
+    await turn();
     expect(s.events).toHaveLength(3);
     s.answer(b, four.slice(2), 14n);
+    await turn();
     expect(s.events.map((e) => e.type)).toEqual(['result', 'error', 'error', 'result']);
     expect(keysOf(s.events[3])).toEqual(four.map((e) => e.key));
   });
 
-  it('reads the prefix whole again when its key list names a key no leaf follows', () => {
+  it('reads the prefix whole again when its key list names a key no leaf follows', async () => {
     const s = split();
     s.answer(s.whole[0], four);
     s.keys[0]?.next({ type: 'result', value: [...four.map((e) => e.key), 'p/a/9'], meta: meta(15n) });
@@ -130,6 +138,7 @@ describe('splitPrefixQuery', () => {
     expect(s.leaves.get('p/a')?.events.observed).toBe(false);
     expect(s.keys[0]?.observed).toBe(false);
     s.answer(s.whole[1], [...four, entry('p/c/1')], 16n);
+    await turn();
     expect(keysOf(s.events.at(-1))).toEqual([...four.map((e) => e.key), 'p/c/1']);
     expect([...s.leaves.keys()]).toEqual(['p/a', 'p/b', 'p/c']);
   });
@@ -141,17 +150,44 @@ describe('splitPrefixQuery', () => {
     s.answer(s.whole[0], four);
     const b = s.leaves.get('p/b')?.events;
     s.answer(b, [entry('p/b/1', 20n), four[3] as KvEntry], 20n);
+    await turn();
     s.answer(b, [entry('p/b/1', 21n), four[3] as KvEntry], 21n);
+    await turn();
     expect(s.events).toHaveLength(1);
     pending = undefined;
     release();
-    await Promise.resolve();
-    await Promise.resolve();
+    await turn();
+    await turn();
     expect(s.events).toHaveLength(2);
     expect(s.events[1]?.type === 'result' && s.events[1].value.get('p/b/1')?.modifyIndex).toBe(21n);
   });
 
-  it('stops every query on unsubscribe', () => {
+  it('gathers the leaves that answer in one turn of the event loop into one result', async () => {
+    const s = split();
+    s.answer(s.whole[0], four);
+    // A session's end releases keys of both leaves in one write.
+    s.answer(s.leaves.get('p/a')?.events, [entry('p/a/1', 30n), four[1] as KvEntry], 30n);
+    s.answer(s.leaves.get('p/b')?.events, [entry('p/b/1', 30n), four[3] as KvEntry], 30n);
+    await turn();
+    expect(s.events).toHaveLength(2);
+    expect(s.events[1]?.type === 'result' && s.events[1].value.get('p/a/1')?.modifyIndex).toBe(30n);
+    expect(s.events[1]?.type === 'result' && s.events[1].value.get('p/b/1')?.modifyIndex).toBe(30n);
+  });
+
+  it('reports a query still failing after another recovered, from its own attempts', async () => {
+    const s = split();
+    s.answer(s.whole[0], four);
+    const a = s.leaves.get('p/a')?.events;
+    const b = s.leaves.get('p/b')?.events;
+    for (const attempt of [1, 2, 3]) a?.next(lost(attempt));
+    b?.next(lost(1));
+    s.answer(a, four.slice(0, 2), 40n);
+    b?.next(lost(2));
+    const errors = s.events.filter((e) => e.type === 'error').map((e) => e.type === 'error' && e.attempt);
+    expect(errors).toEqual([1, 2, 3, 2]);
+  });
+
+  it('stops every query on unsubscribe', async () => {
     const s = split();
     s.answer(s.whole[0], four);
     s.subscription.unsubscribe();

@@ -127,12 +127,13 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
           if (dirty) emit();
         });
       };
-      const emit = (): void => {
-        if (subscription.closed || failing.size > 0) return;
-        if (holding) {
-          dirty = true;
-          return;
-        }
+      // Answers are gathered until the next turn of the event loop: the leaves woken by one
+      // write (a session's end releasing keys in several) mostly arrive together, and leave as one.
+      let gathering: NodeJS.Immediate | undefined;
+      subscription.add(() => clearImmediate(gathering));
+      const flush = (): void => {
+        gathering = undefined;
+        if (subscription.closed || failing.size > 0 || holding || !dirty) return;
         dirty = false;
         const list = ([] as KvEntry[]).concat(...lists.map((l) => l.list));
         combinedIndex ??= indexOf(list);
@@ -144,6 +145,10 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
         });
         hold();
       };
+      const emit = (): void => {
+        dirty = true;
+        if (gathering === undefined && !holding) gathering = setImmediate(flush);
+      };
       const fail = (position: number, event: ErrorEvent): void => {
         failing.set(position, event.attempt);
         // Every query of the connection fails at once when it is lost: one event per retry round.
@@ -153,9 +158,10 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
       };
       /** True when this answer ended an outage (every query answers again). */
       const answered = (position: number): boolean => {
-        if (!failing.delete(position) || failing.size > 0) return false;
-        reportedAttempt = 0;
-        return true;
+        if (!failing.delete(position)) return false;
+        // The queries still failing report again once one of them passes their own highest attempt.
+        reportedAttempt = Math.max(0, ...failing.values());
+        return failing.size === 0;
       };
 
       hold();

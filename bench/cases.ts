@@ -7,7 +7,7 @@ import { renderFanoutSection } from './fanout/report.js';
 import { runIdleCase } from './idle/case.js';
 import { renderIdleSection } from './idle/report.js';
 import { runLatencyCase } from './latency/case.js';
-import { runManyKeys } from './many-keys/case.js';
+import { manyKeysSettings, runManyKeys } from './many-keys/case.js';
 import { renderManyKeysSection } from './many-keys/report.js';
 import { withAgent } from './lifecycle.js';
 import { renderLatencySection } from './report.js';
@@ -50,9 +50,11 @@ export const CASES: readonly BenchCase[] = [
     name: 'many-keys',
     heading: '## Case 3:',
     run: async ({ config, log, sdk }) => {
-      const changes = config.quick ? 20 : 50;
-      const sizes = config.quick ? [1, 100, 1000] : [1, 100, 1000, 10000];
-      return renderManyKeysSection(await runManyKeys(sizes, changes, { sdk: sdk.url, log }), changes);
+      const { sizes, http2Sizes, changes } = manyKeysSettings(config.quick);
+      return renderManyKeysSection(
+        await runManyKeys(sizes, changes, { sdk: sdk.url, log, http2Sizes }),
+        changes,
+      );
     },
   },
   {

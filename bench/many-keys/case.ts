@@ -9,19 +9,29 @@
  * from the write to each one's report of that key, the thread CPU of each,
  * Consul's CPU, and the requests and connections Consul sees from the SDK.
  * One key through `leader(key)` is the baseline measured the same way.
+ *
+ * Then the HTTP/2 rows: the same keys on an HTTPS-only agent, followed by the
+ * SDK alone with `http2: true`, once with `splitPrefixes: false` (one
+ * recursive query) and once with the default `splitPrefixes` (the prefix as
+ * many sub-prefix queries on one connection), one after the other, each
+ * through its own TCP pass-through (pass-through.ts) that counts its
+ * connections; its requests are counted in its thread (h2-streams.ts).
  * (Memory per key is case 4's.)
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { now, sleep } from '../clock.js';
 import { GAP_MS } from '../latency/case.js';
-import { httpRequest } from '../latency/http.js';
+import { type HttpAnswer, type HttpCall, httpRequest } from '../latency/http.js';
 import type { ClockCheck } from '../latency/watcher-thread.js';
 import { stopOnInterrupt } from '../lifecycle.js';
 import { type ConsulProxy, startProxy } from '../../test/support/proxy.js';
+import { createTlsMaterial, startTlsAgent } from '../../test/support/tls.js';
 import { startConsulAgent } from '../../scripts/consul-agent.js';
-import { keyOf } from './protocol.js';
+import { startPassThrough } from './pass-through.js';
+import { type FollowOrder, type ManyKeysUsage, keyOf } from './protocol.js';
 import { ManyKeysThread, type ThreadTimes } from './threads.js';
 
 export type ManyKeysMode = 'leaders(prefix)' | 'leader(key) per key';
@@ -66,11 +76,67 @@ export interface ManyKeysRow {
   readonly consulCpuMsPerChange: number;
 }
 
+/** One SDK configuration over HTTPS with `http2: true`, measured alone. */
+export interface Http2Measure {
+  readonly sdk: WatcherStats;
+  /** HTTP/2 streams the SDK opened per change (counted in its thread). */
+  readonly kvRequestsPerChange: number;
+  readonly sessionRequestsPerChange: number;
+  /** Its KV streams open after the changes, everything still followed. */
+  readonly kvInFlight: number;
+  /** TCP connections its pass-through accepted, from its first read to the end; and open at the end. */
+  readonly connectionsAccepted: number;
+  readonly connectionsOpen: number;
+  /** CPU of the Consul agent per change: the write and this SDK's answers. NaN off Linux. */
+  readonly consulCpuMsPerChange: number;
+  /** Keys under each recursive KV read open after the changes (split: each sub-prefix query), ascending. */
+  readonly queryKeys: readonly number[];
+  /** By measured change: keys under the open recursive read whose prefix the changed key has (the query it woke). */
+  readonly wokenQueryKeys: ReadonlyMap<number, number>;
+}
+
+export interface ManyKeysHttp2Row {
+  readonly keys: number;
+  readonly mode: ManyKeysMode;
+  readonly changes: number;
+  /** `splitPrefixes: false`: the prefix's one recursive query. */
+  readonly whole: Http2Measure;
+  /** The default `splitPrefixes`: sub-prefix queries and a `?keys` query. */
+  readonly split: Http2Measure;
+}
+
+export interface ManyKeysResult {
+  /** Plain HTTP: the floor and the SDK side by side. */
+  readonly rows: readonly ManyKeysRow[];
+  /** HTTPS with `http2: true`: the SDK alone, one query per prefix and split. */
+  readonly http2Rows: readonly ManyKeysHttp2Row[];
+}
+
 export interface ManyKeysOptions {
   /** Where the SDK threads import `@consul-leader/discovery` from (bench/sdk-snapshot.ts); the package if absent. */
   readonly sdk?: string;
   readonly log?: (line: string) => void;
+  /** Sizes of the HTTP/2 rows (none if absent). */
+  readonly http2Sizes?: readonly number[];
 }
+
+export interface ManyKeysSettings {
+  /** Sizes of the plain-HTTP rows (floor and SDK side by side). */
+  readonly sizes: readonly number[];
+  /** Sizes of the HTTP/2 rows. */
+  readonly http2Sizes: readonly number[];
+  /** Measured changes per row. */
+  readonly changes: number;
+}
+
+export function manyKeysSettings(quick: boolean): ManyKeysSettings {
+  return quick
+    ? { sizes: [1, 100, 1000], http2Sizes: [1000], changes: 20 }
+    : { sizes: [1, 100, 1000, 10000], http2Sizes: [1000, 10000], changes: 50 };
+}
+
+/** Both agents: Consul's limit of connections per client (default 200) raised, as this case always had it. */
+const AGENT_HCL = 'limits { http_max_conns_per_client = 5000 }';
 
 const CLOCK_TICKS = ((): number => {
   try {
@@ -91,19 +157,23 @@ function processCpuMs(pid: number | undefined): number {
   }
 }
 
-/** Writes to Consul directly (not through a proxy) on bare `http`, keep-alive. */
+/** Writes to Consul directly (not through a proxy) on bare `http`, keep-alive; on `https` with `ca`. */
 class Writer {
-  readonly #agent = new http.Agent({ keepAlive: true });
+  readonly #agent: http.Agent;
 
   constructor(
     readonly host: string,
     readonly port: number,
-  ) {}
+    readonly ca?: string,
+  ) {
+    this.#agent =
+      ca === undefined ? new http.Agent({ keepAlive: true }) : new https.Agent({ keepAlive: true, ca });
+  }
 
   /** Sends `body` with PUT; resolves with `now()` taken right before it went to the socket. */
   async put(path: string, body: unknown): Promise<{ sentAt: number; text: string }> {
     let sentAt = 0;
-    const answer = await httpRequest({
+    const call = {
       agent: this.#agent,
       host: this.host,
       port: this.port,
@@ -113,7 +183,8 @@ class Writer {
       beforeSend: () => {
         sentAt = now();
       },
-    });
+    } as const;
+    const answer = this.ca === undefined ? await httpRequest(call) : await httpsPut(call);
     const text = answer.body.toString();
     if (answer.status !== 200) throw new Error(`PUT ${path}: HTTP ${answer.status}: ${text}`);
     return { sentAt, text };
@@ -129,21 +200,74 @@ class Writer {
   }
 }
 
+/** `httpRequest` (bench/latency/http.ts) on `https`: a PUT with a body, `beforeSend` right before it is sent. */
+function httpsPut(call: HttpCall): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const body = Buffer.from(call.body ?? '');
+    const request = https.request(
+      {
+        agent: call.agent,
+        host: call.host,
+        port: call.port,
+        method: call.method,
+        path: call.path,
+        headers: { 'content-length': body.length },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    call.beforeSend?.();
+    request.end(body);
+  });
+}
+
 const value = (i: number, tag: string): string =>
   Buffer.from(JSON.stringify({ host: `10.0.${i >> 8}.${i & 255}`, port: 5432, tag })).toString('base64');
+
+/** Gives each of `size` keys under `prefix` a leader, `holder`, with the tag `a`; records it in `state`. */
+async function seed(
+  writer: Writer,
+  prefix: string,
+  size: number,
+  holder: string,
+  state: Map<string, string | null>,
+): Promise<void> {
+  for (let start = 0; start < size; start += 64) {
+    const ops = [];
+    for (let i = start; i < Math.min(size, start + 64); i += 1) {
+      const key = keyOf(prefix, i);
+      ops.push({ KV: { Verb: 'lock', Key: key, Value: value(i, 'a'), Session: holder } });
+      state.set(key, 'a');
+    }
+    await writer.put('/v1/txn', ops);
+  }
+}
 
 export async function runManyKeys(
   sizes: readonly number[],
   changes: number,
   options: ManyKeysOptions = {},
-): Promise<ManyKeysRow[]> {
+): Promise<ManyKeysResult> {
   const log = options.log ?? (() => undefined);
   // One thread each for the whole run, loading while Consul starts: a thread follows one prefix after another.
   const floor = new ManyKeysThread({ role: 'floor' });
   const sdk = new ManyKeysThread({ role: 'sdk', ...(options.sdk ? { sdk: options.sdk } : {}) });
   const rows: ManyKeysRow[] = [];
+  let serial = 0;
+  const nextTag = (): string => `t${(serial += 1)}`;
   try {
-    const agent = await startConsulAgent({ hcl: 'limits { http_max_conns_per_client = 5000 }' });
+    const agent = await startConsulAgent({ hcl: AGENT_HCL });
     const forget = stopOnInterrupt(() => agent.destroy());
     const writer = new Writer(agent.host, agent.port);
     const proxies: ConsulProxy[] = [];
@@ -155,44 +279,62 @@ export async function runManyKeys(
       proxies.push(sdkProxy);
       await Promise.all([floor.loaded(READY_TIMEOUT_MS), sdk.loaded(READY_TIMEOUT_MS)]);
       log('many-keys: watcher threads loaded');
-      let serial = 0;
       for (const size of sizes) {
         const prefix = `fleet${size}/`;
         const holder = await writer.session('holder');
         // What each key shows now: the tag of its value, or null with no leader.
         const state = new Map<string, string | null>();
-        for (let start = 0; start < size; start += 64) {
-          const ops = [];
-          for (let i = start; i < Math.min(size, start + 64); i += 1) {
-            const key = keyOf(prefix, i);
-            ops.push({ KV: { Verb: 'lock', Key: key, Value: value(i, 'a'), Session: holder } });
-            state.set(key, 'a');
-          }
-          await writer.put('/v1/txn', ops);
-        }
+        await seed(writer, prefix, size, holder, state);
         log(`many-keys: ${size} keys written`);
         // One key through leader(key) is the baseline: the same writer, proxies and threads.
         const modes: readonly ManyKeysMode[] =
           size === 1 ? ['leader(key) per key'] : ['leaders(prefix)', 'leader(key) per key'];
         for (const mode of modes) {
-          const row = await measure({
-            writer,
-            floorProxy,
-            sdkProxy,
-            floor,
-            sdk,
-            prefix,
-            size,
-            holder,
+          const watchers: Watcher[] = [
+            {
+              thread: floor,
+              order: { kind: 'floor', host: floorProxy.host, port: floorProxy.port, prefix, size },
+              requests: proxyCounts(floorProxy, prefix),
+              connections: proxyConnections(floorProxy),
+            },
+            {
+              thread: sdk,
+              order: { kind: mode, host: sdkProxy.host, port: sdkProxy.port, prefix, size },
+              requests: proxyCounts(sdkProxy, prefix),
+              connections: proxyConnections(sdkProxy),
+            },
+          ];
+          const measured = await measure(
+            {
+              writer,
+              prefix,
+              holder,
+              changes,
+              state,
+              nextTag,
+              keyAt: (c) => (c * 7919) % size,
+              consulPid: agent.process().pid,
+              label: `${size} keys, ${mode}`,
+              log,
+            },
+            watchers,
+          );
+          const [floorSide, sdkSide] = measured.watchers;
+          if (!floorSide || !sdkSide) throw new Error('many-keys: a watcher is missing');
+          rows.push({
+            keys: size,
             mode,
             changes,
-            state,
-            nextTag: () => `t${(serial += 1)}`,
-            consulPid: agent.process().pid,
-            log,
+            floor: floorSide.stats,
+            sdk: sdkSide.stats,
+            kvRequestsPerChange: sdkSide.requestsPerChange.kv,
+            sessionRequestsPerChange: sdkSide.requestsPerChange.session,
+            floorRequestsPerChange: floorSide.requestsPerChange.all,
+            kvInFlight: sdkSide.kvInFlight,
+            connections: sdkSide.connections.open,
+            consulCpuMsPerChange: measured.consulCpuMsPerChange,
           });
           log(`many-keys: ${size} keys, ${mode}: done`);
-          rows.push(row);
         }
       }
     } finally {
@@ -201,84 +343,278 @@ export async function runManyKeys(
       forget();
       await agent.destroy();
     }
+    const http2Rows = options.http2Sizes?.length
+      ? await runHttp2(options.http2Sizes, changes, sdk, nextTag, log)
+      : [];
+    return { rows, http2Rows };
   } finally {
     await Promise.all([floor.stop(), sdk.stop()]);
+  }
+}
+
+/**
+ * The HTTP/2 rows: an HTTPS-only agent (certificates from `consul tls`), the
+ * SDK thread alone, each configuration through its own TCP pass-through.
+ */
+async function runHttp2(
+  sizes: readonly number[],
+  changes: number,
+  sdk: ManyKeysThread,
+  nextTag: () => string,
+  log: (line: string) => void,
+): Promise<ManyKeysHttp2Row[]> {
+  const rows: ManyKeysHttp2Row[] = [];
+  const material = createTlsMaterial();
+  try {
+    const agent = await startTlsAgent(material, { hcl: AGENT_HCL });
+    const forget = stopOnInterrupt(() => agent.destroy());
+    log(
+      `many-keys: Consul agent (HTTPS) at ${agent.host}:${agent.port} (pid ${agent.agent.process().pid ?? '?'})`,
+    );
+    const writer = new Writer(agent.host, agent.port, material.caPem);
+    try {
+      // A session needs the agent's node in the catalog, which may lag its first leader a little.
+      const holder = await retry('a session over HTTPS', () => writer.session('holder'));
+      for (const size of sizes) {
+        const prefix = `fleet${size}/`;
+        const state = new Map<string, string | null>();
+        await seed(writer, prefix, size, holder, state);
+        const keys = [...state.keys()];
+        log(`many-keys: ${size} keys written over HTTPS`);
+        for (const mode of ['leaders(prefix)', 'leader(key) per key'] as const) {
+          const alone = async (split: boolean): Promise<Http2Measure> => {
+            const tcp = await startPassThrough(agent.host, agent.port);
+            try {
+              const order: FollowOrder = {
+                kind: mode,
+                host: agent.host,
+                port: tcp.port,
+                prefix,
+                size,
+                http2: { ca: material.caPem, split },
+              };
+              const label = `${size} keys over HTTPS, ${mode}, ${split ? 'split' : 'splitPrefixes: false'}`;
+              const measured = await measure(
+                {
+                  writer,
+                  prefix,
+                  holder,
+                  changes,
+                  state,
+                  nextTag,
+                  // Pairs on one key: a release, then a re-acquire (as many of each in every row).
+                  keyAt: (c) => (Math.floor(c / 2) * 7919) % size,
+                  consulPid: agent.agent.process().pid,
+                  label,
+                  log,
+                },
+                [
+                  {
+                    thread: sdk,
+                    order,
+                    requests: streamCounts,
+                    connections: () => ({ accepted: tcp.accepted(), open: tcp.open() }),
+                  },
+                ],
+              );
+              const [side] = measured.watchers;
+              if (!side) throw new Error('many-keys: the watcher is missing');
+              log(`many-keys: ${label}: done`);
+              return {
+                sdk: side.stats,
+                kvRequestsPerChange: side.requestsPerChange.kv,
+                sessionRequestsPerChange: side.requestsPerChange.session,
+                kvInFlight: side.kvInFlight,
+                connectionsAccepted: side.connections.accepted,
+                connectionsOpen: side.connections.open,
+                consulCpuMsPerChange: measured.consulCpuMsPerChange,
+                ...queriesOf(side.recursivePrefixes, keys, measured.keyOfChange),
+              };
+            } finally {
+              await tcp.close();
+            }
+          };
+          const whole = await alone(false);
+          const split = await alone(true);
+          rows.push({ keys: size, mode, changes, whole, split });
+        }
+      }
+    } finally {
+      writer.close();
+      forget();
+      await agent.destroy();
+    }
+  } finally {
+    material.remove();
   }
   return rows;
 }
 
+async function retry<T>(what: string, attempt: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${what}: not done in ${timeoutMs} ms`, { cause: error });
+      await sleep(150);
+    }
+  }
+}
+
+/** Requests a watcher sent so far, and its KV reads waiting at Consul now. */
+interface RequestCounts {
+  readonly kv: number;
+  readonly session: number;
+  readonly all: number;
+  readonly kvInFlight: number;
+  /** The prefixes of its recursive KV reads waiting now, where known (HTTP/2 streams). */
+  readonly recursivePrefixes?: readonly string[];
+}
+
+/** One watcher of a measurement: its thread, what it follows, how its requests and connections are counted. */
+interface Watcher {
+  readonly thread: ManyKeysThread;
+  readonly order: FollowOrder;
+  /** Its requests so far; `usage` is its thread's, just taken. */
+  readonly requests: (usage: ManyKeysUsage) => RequestCounts;
+  /** Its connections: accepted so far, open now. */
+  readonly connections: () => { readonly accepted: number; readonly open: number };
+}
+
+/** What a counting proxy (test/support/proxy.ts) received: every request goes through it. */
+const proxyCounts = (proxy: ConsulProxy, prefix: string) => (): RequestCounts => ({
+  kv: proxy.requests.filter((r) => r.path.startsWith('/v1/kv/')).length,
+  session: proxy.requests.filter((r) => r.path.startsWith('/v1/session/')).length,
+  all: proxy.requests.length,
+  kvInFlight: proxy.inFlight(`/v1/kv/${prefix}`),
+});
+
+const proxyConnections = (proxy: ConsulProxy) => (): { accepted: number; open: number } => ({
+  accepted: proxy.connectionsAccepted(),
+  open: proxy.openConnections(),
+});
+
+/** The HTTP/2 streams the thread's SDK opened (over TLS, no proxy sees them). */
+const streamCounts = ({ streams }: ManyKeysUsage): RequestCounts => ({
+  kv: streams.kv,
+  session: streams.session,
+  all: streams.all,
+  kvInFlight: streams.kvOpen,
+  recursivePrefixes: streams.kvOpenPaths.flatMap((path) => {
+    const url = new URL(path, 'https://consul');
+    return url.searchParams.has('recurse') ? [decodeURIComponent(url.pathname.slice('/v1/kv/'.length))] : [];
+  }),
+});
+
+/** Keys under each of `prefixes` (ascending), and by change the keys under the one its key has. */
+function queriesOf(
+  prefixes: readonly string[],
+  keys: readonly string[],
+  keyOfChange: ReadonlyMap<number, string>,
+): { queryKeys: number[]; wokenQueryKeys: Map<number, number> } {
+  const keysUnder = new Map(prefixes.map((p) => [p, keys.filter((key) => key.startsWith(p)).length]));
+  const wokenQueryKeys = new Map<number, number>();
+  for (const [change, key] of keyOfChange) {
+    const under = prefixes.find((p) => key.startsWith(p));
+    if (under !== undefined) wokenQueryKeys.set(change, keysUnder.get(under) ?? Number.NaN);
+  }
+  return { queryKeys: [...keysUnder.values()].sort((a, b) => a - b), wokenQueryKeys };
+}
+
 interface MeasureOptions {
   readonly writer: Writer;
-  readonly floorProxy: ConsulProxy;
-  readonly sdkProxy: ConsulProxy;
-  readonly floor: ManyKeysThread;
-  readonly sdk: ManyKeysThread;
   readonly prefix: string;
-  readonly size: number;
   readonly holder: string;
-  readonly mode: ManyKeysMode;
   readonly changes: number;
   readonly state: Map<string, string | null>;
   readonly nextTag: () => string;
+  /** The index of the key change `c` (warm-up ones included) writes: released if it has a leader, else re-acquired. */
+  readonly keyAt: (c: number) => number;
   readonly consulPid: number | undefined;
+  /** `<size> keys, <mode>`, for the log. */
+  readonly label: string;
   readonly log: (line: string) => void;
 }
 
-async function measure(o: MeasureOptions): Promise<ManyKeysRow> {
-  const following: ManyKeysThread[] = [];
-  const outcome = await follow(o, following).then(
-    (row) => ({ row }),
+/** What one watcher of a measurement did. */
+interface Observed {
+  readonly stats: WatcherStats;
+  readonly requestsPerChange: { readonly kv: number; readonly session: number; readonly all: number };
+  /** After the changes, everything still followed. */
+  readonly kvInFlight: number;
+  readonly recursivePrefixes: readonly string[];
+  readonly connections: { readonly accepted: number; readonly open: number };
+}
+
+interface Measured {
+  /** In the order of the watchers. */
+  readonly watchers: readonly Observed[];
+  /** CPU of the Consul agent per change: the write and every watcher's answers. NaN off Linux. */
+  readonly consulCpuMsPerChange: number;
+  /** The key each measured change wrote. */
+  readonly keyOfChange: ReadonlyMap<number, string>;
+}
+
+/** Follows with every watcher, makes the changes, measures; then every watcher stops following. */
+async function measure(o: MeasureOptions, watchers: readonly Watcher[]): Promise<Measured> {
+  const following: Watcher[] = [];
+  const outcome = await follow(o, watchers, following).then(
+    (measured) => ({ measured }),
     (error: unknown) => ({ error }),
   );
   // Stopping must not hide the error that ended the measurement.
-  const stopped = await Promise.allSettled(following.map((thread) => thread.unfollow()));
+  const stopped = await Promise.allSettled(following.map((w) => w.thread.unfollow()));
   if ('error' in outcome) throw outcome.error;
   for (const [w, result] of stopped.entries()) {
     if (result.status === 'rejected') throw result.reason;
     if (result.value > 1_000) {
       const seconds = (result.value / 1000).toFixed(1);
-      o.log(
-        `many-keys: ${o.size} keys, ${o.mode}: ${following[w]?.role} took ${seconds} s to stop following`,
-      );
+      o.log(`many-keys: ${o.label}: ${following[w]?.thread.role} took ${seconds} s to stop following`);
     }
   }
-  return outcome.row;
+  return outcome.measured;
 }
 
-/** Follows with both threads (added to `following` as they start), makes the changes, measures. */
-async function follow(o: MeasureOptions, following: ManyKeysThread[]): Promise<ManyKeysRow> {
-  const { writer, floorProxy, sdkProxy, floor, sdk, prefix, size, holder, state, changes } = o;
-  // One after the other, so that neither first load competes with the other's.
-  following.push(floor);
-  const floorFirstLoad = await floor.follow(
-    { kind: 'floor', host: floorProxy.host, port: floorProxy.port, prefix, size },
-    READY_TIMEOUT_MS,
-  );
-  following.push(sdk);
-  const sdkFirstLoad = await sdk.follow(
-    { kind: o.mode, host: sdkProxy.host, port: sdkProxy.port, prefix, size },
-    READY_TIMEOUT_MS,
-  );
-  const clocks = [await floor.checkClock(), await sdk.checkClock()];
+/** Follows with every watcher (added to `following` as they start), makes the changes, measures. */
+async function follow(
+  o: MeasureOptions,
+  watchers: readonly Watcher[],
+  following: Watcher[],
+): Promise<Measured> {
+  const { writer, prefix, holder, state, changes } = o;
+  // One after the other, so that no first load competes with another's.
+  const firstLoads: number[] = [];
+  for (const watcher of watchers) {
+    following.push(watcher);
+    firstLoads.push(await watcher.thread.follow(watcher.order, READY_TIMEOUT_MS));
+  }
+  const clocks: ClockCheck[] = [];
+  for (const watcher of watchers) clocks.push(await watcher.thread.checkClock());
   await sleep(SETTLE_MS);
 
-  const latencies = [new Map<number, number>(), new Map<number, number>()];
-  let before:
-    { times: ThreadTimes[]; consul: number; floorRequests: number; sdkRequests: number } | undefined;
+  const usages = async (): Promise<ManyKeysUsage[]> => {
+    const taken: ManyKeysUsage[] = [];
+    for (const watcher of watchers) taken.push(await watcher.thread.usage());
+    return taken;
+  };
+  const latencies = watchers.map(() => new Map<number, number>());
+  const keyOfChange = new Map<number, string>();
+  let before: { usage: ManyKeysUsage[]; requests: RequestCounts[]; consul: number } | undefined;
   for (let c = 0; c < WARMUP_CHANGES + changes; c += 1) {
     if (c === WARMUP_CHANGES) {
+      const usage = await usages();
       before = {
-        times: [await floor.times(), await sdk.times()],
+        usage,
+        requests: watchers.map((w, i) => w.requests(usage[i] as ManyKeysUsage)),
         consul: processCpuMs(o.consulPid),
-        floorRequests: floorProxy.requests.length,
-        sdkRequests: sdkProxy.requests.length,
       };
     }
-    const i = (c * 7919) % size;
+    const i = o.keyAt(c);
     const key = keyOf(prefix, i);
     const release = state.get(key) !== null;
     const tag = release ? null : o.nextTag();
-    const marks = [floor.mark(key), sdk.mark(key)];
+    const marks = watchers.map((w) => w.thread.mark(key));
     const { sentAt, text } = await writer.put('/v1/txn', [
       release
         ? { KV: { Verb: 'unlock', Key: key, Value: '', Session: holder } }
@@ -287,44 +623,51 @@ async function follow(o: MeasureOptions, following: ManyKeysThread[]): Promise<M
     if (!text.includes('"Results"')) throw new Error(`txn: unexpected answer ${text}`);
     state.set(key, tag);
     const seen = await Promise.all(
-      [floor, sdk].map((thread, w) => thread.waitFor(key, marks[w] ?? 0, tag, CHANGE_TIMEOUT_MS)),
+      watchers.map((w, n) => w.thread.waitFor(key, marks[n] ?? 0, tag, CHANGE_TIMEOUT_MS)),
     );
     if (c >= WARMUP_CHANGES) {
-      seen.forEach((observation, w) => {
-        if (observation) latencies[w]?.set(c - WARMUP_CHANGES, observation.at - sentAt);
+      keyOfChange.set(c - WARMUP_CHANGES, key);
+      seen.forEach((observation, n) => {
+        if (observation) latencies[n]?.set(c - WARMUP_CHANGES, observation.at - sentAt);
       });
     }
-    // Like case 1: a short random gap, so that both are blocking again.
+    // Like case 1: a short random gap, so that every watcher is blocking again.
     await sleep(GAP_MS * (1 + Math.random()));
   }
-  const after = { times: [await floor.times(), await sdk.times()], consul: processCpuMs(o.consulPid) };
+  const after = { usage: await usages(), consul: processCpuMs(o.consulPid) };
   await sleep(200); // let the last re-reads go out before counting requests
+  const last = await usages();
   if (!before) throw new Error('no measured changes');
   const start = before;
-  const perChange = (w: number): ThreadTimes => ({
-    cpuMs: ((after.times[w]?.cpuMs ?? Number.NaN) - (start.times[w]?.cpuMs ?? Number.NaN)) / changes,
-    runQueueMs:
-      ((after.times[w]?.runQueueMs ?? Number.NaN) - (start.times[w]?.runQueueMs ?? Number.NaN)) / changes,
-  });
-  const stats = (w: number, firstLoadMs: number): WatcherStats => ({
-    latencies: latencies[w] ?? new Map<number, number>(),
-    missed: changes - (latencies[w]?.size ?? 0),
-    firstLoadMs,
-    perChange: perChange(w),
-    clock: clocks[w] ?? { offsetMs: Number.NaN, rttMs: Number.NaN },
-  });
-  const during = sdkProxy.requests.slice(start.sdkRequests);
   return {
-    keys: size,
-    mode: o.mode,
-    changes,
-    floor: stats(0, floorFirstLoad),
-    sdk: stats(1, sdkFirstLoad),
-    kvRequestsPerChange: during.filter((r) => r.path.startsWith('/v1/kv/')).length / changes,
-    sessionRequestsPerChange: during.filter((r) => r.path.startsWith('/v1/session/')).length / changes,
-    floorRequestsPerChange: (floorProxy.requests.length - start.floorRequests) / changes,
-    kvInFlight: sdkProxy.inFlight(`/v1/kv/${prefix}`),
-    connections: sdkProxy.openConnections(),
+    watchers: watchers.map((watcher, n): Observed => {
+      const from = start.usage[n];
+      const to = after.usage[n];
+      const perChange: ThreadTimes = {
+        cpuMs: ((to?.cpuMs ?? Number.NaN) - (from?.cpuMs ?? Number.NaN)) / changes,
+        runQueueMs: ((to?.runQueueMs ?? Number.NaN) - (from?.runQueueMs ?? Number.NaN)) / changes,
+      };
+      const requestsFrom = start.requests[n] as RequestCounts;
+      const requestsTo = watcher.requests(last[n] as ManyKeysUsage);
+      return {
+        stats: {
+          latencies: latencies[n] ?? new Map<number, number>(),
+          missed: changes - (latencies[n]?.size ?? 0),
+          firstLoadMs: firstLoads[n] ?? Number.NaN,
+          perChange,
+          clock: clocks[n] ?? { offsetMs: Number.NaN, rttMs: Number.NaN },
+        },
+        requestsPerChange: {
+          kv: (requestsTo.kv - requestsFrom.kv) / changes,
+          session: (requestsTo.session - requestsFrom.session) / changes,
+          all: (requestsTo.all - requestsFrom.all) / changes,
+        },
+        kvInFlight: requestsTo.kvInFlight,
+        recursivePrefixes: requestsTo.recursivePrefixes ?? [],
+        connections: watcher.connections(),
+      };
+    }),
     consulCpuMsPerChange: (after.consul - start.consul) / changes,
+    keyOfChange,
   };
 }

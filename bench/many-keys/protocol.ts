@@ -15,14 +15,47 @@ export interface ManyKeysWatcherInit {
   readonly sdk?: string;
 }
 
+/**
+ * An SDK watcher's way to an HTTPS agent: `http2: true`, and `splitPrefixes`
+ * left to its default (`split`) or `false` (one recursive query).
+ */
+export interface Http2Order {
+  /** PEM of the CA that signed the agent's certificate. */
+  readonly ca: string;
+  readonly split: boolean;
+}
+
 /** What to follow: the keys are `keyOf(prefix, i)` for i in [0, size). */
 export interface FollowOrder {
   readonly kind: ManyKeysWatcherKind;
-  /** The Consul HTTP API the watcher reads from (its counting proxy). */
+  /** The Consul HTTP API the watcher reads from (its counting proxy, or a TCP pass-through with `http2`). */
   readonly host: string;
   readonly port: number;
   readonly prefix: string;
   readonly size: number;
+  /** Over HTTPS with `http2: true` (SDK only); plain HTTP without. */
+  readonly http2?: Http2Order;
+}
+
+/**
+ * HTTP/2 streams the thread's SDK opened so far, by path (counted where they
+ * are opened: a TCP pass-through cannot see them inside TLS), and its KV
+ * streams open now. All 0 in a floor thread, or over HTTP/1.1.
+ */
+export interface StreamCounts {
+  readonly kv: number;
+  readonly session: number;
+  readonly all: number;
+  readonly kvOpen: number;
+  /** The `:path` of each of those (`/v1/kv/<key, URI-encoded>?<query>`). */
+  readonly kvOpenPaths: readonly string[];
+}
+
+/** A watcher thread's usage answer: its CPU time and run-queue wait (ms), and its HTTP/2 streams. */
+export interface ManyKeysUsage {
+  readonly cpuMs: number;
+  readonly runQueueMs: number;
+  readonly streams: StreamCounts;
 }
 
 export const keyOf = (prefix: string, i: number): string => `${prefix}s${i}/leader`;

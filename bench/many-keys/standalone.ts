@@ -2,20 +2,21 @@
  * `npx tsx bench/many-keys/standalone.ts [--quick] [--markdown]`: case 3 alone, printed, one line per
  * row, or as its BENCHMARKS.md section (`pnpm bench -- --case many-keys` writes it).
  */
-import { runManyKeys } from './case.js';
-import { figures, largestClockOffset, renderManyKeysSection } from './report.js';
+import { manyKeysSettings, runManyKeys } from './case.js';
+import { figures, http2Figures, largestClockOffset, renderManyKeysSection } from './report.js';
 
 const quick = process.argv.includes('--quick');
 const markdown = process.argv.includes('--markdown');
-const changes = quick ? 20 : 50;
+const { sizes, http2Sizes, changes } = manyKeysSettings(quick);
 const t0 = Date.now();
 const fixed = (x: number | undefined, digits = 2): string =>
   x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits);
-const rows = await runManyKeys(quick ? [1, 100, 1000] : [1, 100, 1000, 10000], changes, {
+const result = await runManyKeys(sizes, changes, {
+  http2Sizes,
   log: (line) => console.error(`[bench] ${((Date.now() - t0) / 1000).toFixed(1)} s: ${line}`),
 });
 console.error(`[bench] ${((Date.now() - t0) / 1000).toFixed(1)} s: many-keys: finished`);
-for (const row of rows) {
+for (const row of result.rows) {
   const f = figures(row);
   console.log(
     [
@@ -36,5 +37,29 @@ for (const row of rows) {
     ].join(' | '),
   );
 }
-console.log(`largest clock offset between threads: ${fixed(largestClockOffset(rows), 3)} ms`);
-if (markdown) console.log(`\n${renderManyKeysSection(rows, changes)}`);
+for (const row of result.http2Rows) {
+  for (const [name, m] of [
+    ['splitPrefixes: false', row.whole],
+    ['split', row.split],
+  ] as const) {
+    const f = http2Figures(m);
+    console.log(
+      [
+        `${row.keys} keys over HTTPS, http2`,
+        row.mode,
+        name,
+        `p50 ${fixed(f.p50)} p90 ${fixed(f.p90)} p99 ${fixed(f.p99)} ms`,
+        `missed ${m.sdk.missed}`,
+        `first load ${fixed(m.sdk.firstLoadMs, 0)} ms`,
+        `KV req/change ${fixed(m.kvRequestsPerChange)}`,
+        `session req/change ${fixed(m.sessionRequestsPerChange)}`,
+        `KV in flight ${m.kvInFlight}`,
+        `connections accepted ${m.connectionsAccepted} (open ${m.connectionsOpen})`,
+        `CPU SDK ${fixed(m.sdk.perChange.cpuMs, 1)} Consul ${fixed(m.consulCpuMsPerChange, 1)} ms/change`,
+        `run queue SDK ${fixed(m.sdk.perChange.runQueueMs, 1)} ms/change`,
+      ].join(' | '),
+    );
+  }
+}
+console.log(`largest clock offset between threads: ${fixed(largestClockOffset(result), 3)} ms`);
+if (markdown) console.log(`\n${renderManyKeysSection(result, changes)}`);

@@ -1,14 +1,20 @@
 /**
  * The main thread's handle on one case 3 watcher thread (floor or SDK): keeps
  * every timestamped view per key, waits for one that shows a given tag; checks
- * the clock offset between the threads, reads the thread's CPU time and stops
- * it as every watcher thread does (bench/thread.ts). One thread follows one
- * prefix after another (`follow`, `unfollow`).
+ * the clock offset between the threads, reads the thread's CPU time (and the
+ * HTTP/2 streams its SDK opened: h2-streams.ts) and stops it as every watcher
+ * thread does (bench/thread.ts). One thread follows one prefix after another
+ * (`follow`, `unfollow`).
  */
 import { now } from '../clock.js';
-import type { ThreadTimes } from '../latency/thread-times.js';
 import { WatcherThreadBase } from '../thread.js';
-import type { FromManyKeysWatcher, ManyKeysWatcherInit, FollowOrder, ToManyKeysWatcher } from './protocol.js';
+import type {
+  FromManyKeysWatcher,
+  ManyKeysUsage,
+  ManyKeysWatcherInit,
+  FollowOrder,
+  ToManyKeysWatcher,
+} from './protocol.js';
 
 export type { ThreadTimes } from '../latency/thread-times.js';
 
@@ -20,7 +26,7 @@ export interface KeyObservation {
 /** Unsubscribing 10,000 `leader(key)` calls on a loaded machine can take seconds. */
 const UNFOLLOW_TIMEOUT_MS = 60_000;
 
-export class ManyKeysThread extends WatcherThreadBase<FromManyKeysWatcher, ToManyKeysWatcher> {
+export class ManyKeysThread extends WatcherThreadBase<FromManyKeysWatcher, ToManyKeysWatcher, ManyKeysUsage> {
   readonly role: ManyKeysWatcherInit['role'];
   readonly #observations = new Map<string, KeyObservation[]>();
   #loaded = false;
@@ -100,9 +106,9 @@ export class ManyKeysThread extends WatcherThreadBase<FromManyKeysWatcher, ToMan
     return this.within(find, timeoutMs);
   }
 
-  /** The thread's CPU time and run-queue wait so far (ms). */
-  async times(): Promise<ThreadTimes> {
-    const { cpuMs, runQueueMs } = await this.askUsage();
-    return { cpuMs, runQueueMs };
+  /** The thread's CPU time and run-queue wait so far (ms), and the HTTP/2 streams its SDK opened. */
+  async usage(): Promise<ManyKeysUsage> {
+    const { cpuMs, runQueueMs, streams } = await this.askUsage();
+    return { cpuMs, runQueueMs, streams };
   }
 }

@@ -2,10 +2,11 @@
  * Entry of a case 3 watcher thread: follows the keys of one prefix at a time
  * (on `follow`, until `unfollow`) with the floor (floor.ts) or the SDK
  * (`leaders(prefix)`, or one `leader(key)` per key, on a new
- * `createLeaderDiscovery` each time), posts what changed with its timestamp
- * (`now()` of bench/clock.ts, in this thread), answers clock pings and CPU
- * usage queries, and stops on request (bench/thread.ts). Loaded through tsx
- * by threads.ts.
+ * `createLeaderDiscovery` each time: over plain HTTP, or over HTTPS with
+ * `http2: true`), posts what changed with its timestamp (`now()` of
+ * bench/clock.ts, in this thread), answers clock pings and usage queries (CPU,
+ * and the HTTP/2 streams the SDK opened: h2-streams.ts), and stops on request
+ * (bench/thread.ts). Loaded through tsx by threads.ts.
  */
 import { workerData } from 'node:worker_threads';
 import type { Subscription } from 'rxjs';
@@ -14,16 +15,19 @@ import { now } from '../clock.js';
 import { threadTimes } from '../latency/thread-times.js';
 import { threadPort } from '../thread.js';
 import { startPrefixFloor } from './floor.js';
+import { countHttp2Streams } from './h2-streams.js';
 import {
   type FollowOrder,
   type FromManyKeysWatcher,
   type KeyView,
+  type ManyKeysUsage,
   type ManyKeysWatcherInit,
+  type StreamCounts,
   type ToManyKeysWatcher,
   keyOf,
 } from './protocol.js';
 
-const { post, fail, serve } = threadPort<FromManyKeysWatcher>('bench/many-keys/worker.ts');
+const { post, fail, serve } = threadPort<FromManyKeysWatcher, ManyKeysUsage>('bench/many-keys/worker.ts');
 const init = workerData as ManyKeysWatcherInit;
 
 const tagOf = (node: unknown): string | null =>
@@ -31,11 +35,14 @@ const tagOf = (node: unknown): string | null =>
     ? node.tag
     : null;
 
+const NO_STREAMS: StreamCounts = { kv: 0, session: 0, all: 0, kvOpen: 0, kvOpenPaths: [] };
+// Before the SDK is loaded: it must find the wrapped `http2.connect`.
+const streams = init.role === 'sdk' ? countHttp2Streams() : () => NO_STREAMS;
 const sdk: typeof Sdk | undefined =
   init.role === 'sdk' ? await import(init.sdk ?? '@consul-leader/discovery') : undefined;
 
 /** Starts following `order`; returns how to stop. */
-function follow({ kind, host, port: consulPort, prefix, size }: FollowOrder): () => void {
+function follow({ kind, host, port: consulPort, prefix, size, http2 }: FollowOrder): () => void {
   const keys = Array.from({ length: size }, (_, i) => keyOf(prefix, i));
   // Views are posted in one message per turn of the event loop (a first load reports every key).
   let pending: KeyView[] = [];
@@ -65,7 +72,15 @@ function follow({ kind, host, port: consulPort, prefix, size }: FollowOrder): ()
     };
   }
   if (!sdk) throw new Error(`a floor thread cannot follow with ${kind}`);
-  const discovery = sdk.createLeaderDiscovery({ consul: { host, port: consulPort } });
+  const discovery = sdk.createLeaderDiscovery(
+    http2
+      ? {
+          consul: { host, port: consulPort, secure: true, ca: http2.ca },
+          http2: true,
+          ...(http2.split ? {} : { splitPrefixes: false }),
+        }
+      : { consul: { host, port: consulPort } },
+  );
   const subscriptions: Subscription[] = [];
   started = now();
   if (kind === 'leaders(prefix)') {
@@ -111,7 +126,7 @@ const stopFollowing = (): void => {
 };
 
 serve<ToManyKeysWatcher>({
-  usage: threadTimes,
+  usage: () => ({ ...threadTimes(), streams: streams() }),
   stop: stopFollowing,
   receive: (message) => {
     switch (message.type) {

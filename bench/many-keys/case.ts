@@ -14,7 +14,7 @@
  * SDK alone with `http2: true`, once with `splitPrefixes: false` (one
  * recursive query) and once with the default `splitPrefixes` (the prefix as
  * many sub-prefix queries on one connection), one after the other, each
- * through its own TCP pass-through (pass-through.ts) that counts its
+ * through its own TCP pass-through (test/support/tcp-proxy.ts) that counts its
  * connections; its requests are counted in its thread (h2-streams.ts).
  * (Memory per key is case 4's.)
  */
@@ -30,7 +30,7 @@ import { stopOnInterrupt } from '../lifecycle.js';
 import { type ConsulProxy, startProxy } from '../../test/support/proxy.js';
 import { createTlsMaterial, startTlsAgent } from '../../test/support/tls.js';
 import { startConsulAgent } from '../../scripts/consul-agent.js';
-import { startPassThrough } from './pass-through.js';
+import { startTcpProxy } from '../../test/support/tcp-proxy.js';
 import { type FollowOrder, type ManyKeysUsage, keyOf } from './protocol.js';
 import { ManyKeysThread, type ThreadTimes } from './threads.js';
 
@@ -383,7 +383,7 @@ async function runHttp2(
         log(`many-keys: ${size} keys written over HTTPS`);
         for (const mode of ['leaders(prefix)', 'leader(key) per key'] as const) {
           const alone = async (split: boolean): Promise<Http2Measure> => {
-            const tcp = await startPassThrough(agent.host, agent.port);
+            const tcp = await startTcpProxy(agent.host, agent.port);
             try {
               const order: FollowOrder = {
                 kind: mode,

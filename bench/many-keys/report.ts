@@ -280,7 +280,7 @@ export function renderManyKeysSection(result: ManyKeysResult, changes: number): 
           '`splitPrefixes: false` ("one query": the prefix\'s recursive query, as above) and with the default',
           '`splitPrefixes` ("split": once an answer of the prefix holds 512 keys or more, up to 64 recursive queries on',
           "sub-prefixes of the prefix plus one `?keys` query of the prefix's key list, all streams of one",
-          "connection). Each measurement has its own TCP pass-through (`bench/many-keys/pass-through.ts`, Nagle's",
+          "connection). Each measurement has its own TCP pass-through (`test/support/tcp-proxy.ts`, Nagle's",
           'algorithm off), which counts the connections it accepts from the first read to the end; the requests, which',
           'it cannot see inside TLS, are the HTTP/2 streams the SDK opened, counted in its thread (a wrapper around',
           "`http2.connect`). Consul's CPU per change is then the write and that one configuration's answers. The same",

@@ -41,7 +41,7 @@ import {
   sendSessionListRead,
 } from './leader/reads.js';
 import { SessionDirectory } from './leader/session-directory.js';
-import { type SplitPrefixOptions, splitPrefixQuery } from './leader/split-prefix.js';
+import { KEY_LIST_WAKEUPS, type SplitPrefixOptions, splitPrefixQuery } from './leader/split-prefix.js';
 import { type BlockingQueryEvent, blockingQuery } from './watch/blocking-query.js';
 import { PendingReads } from './watch/pending-reads.js';
 import { type RetryingReadEvent, retryingRead } from './watch/retrying-read.js';
@@ -353,7 +353,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
         send: (index, signal) => sendKvKeysRead(transport, scope, index, signal),
         read: readKvKeys,
         retry: defaults.retry,
-        idleWakeups: defaults.idleWakeups,
+        idleWakeups: KEY_LIST_WAKEUPS,
       }),
     minKeys,
     limits: { maxLeaves: maxQueries, minLeafKeys: MIN_LEAF_KEYS },

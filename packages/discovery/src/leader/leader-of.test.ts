@@ -77,4 +77,38 @@ describe('leadersOf', () => {
     send([held(entry('p/b', 'b1', 2n))]);
     expect(hosts(emitted.at(-1))).toEqual({ 'p/b': 'b1' });
   });
+
+  it('hands out maps that behave as Maps and never change once emitted', () => {
+    const { emitted, send } = prefix();
+    const keys = Array.from({ length: 6 }, (_, i) => `p/${i}`);
+    const first = keys.map((key, i) => held(entry(key, `h${i}`, BigInt(i + 1), i % 2 ? 'S' : null)));
+    send(first);
+    send(first.map((s, i) => (i === 2 ? held(entry(keys[2] ?? '', 'new', 9n)) : s)));
+    send(first.map((s, i) => (i === 1 ? held(entry(keys[1] ?? '', 'h1', 10n, null)) : s)));
+    expect(emitted).toHaveLength(3);
+    const expected = [
+      { 'p/1': 'h1', 'p/3': 'h3', 'p/5': 'h5' },
+      { 'p/1': 'h1', 'p/2': 'new', 'p/3': 'h3', 'p/5': 'h5' },
+      { 'p/3': 'h3', 'p/5': 'h5' },
+    ];
+    emitted.forEach((map, i) => {
+      const want = expected[i] ?? {};
+      // The first map is read only now, after the later ones were made: it must still be the first answer.
+      expect(hosts(map)).toEqual(want);
+      expect(map.size).toBe(Object.keys(want).length);
+      expect([...map.keys()]).toEqual(Object.keys(want));
+      expect([...map.values()].map((l) => l.node.host)).toEqual(Object.values(want));
+      for (const key of keys) {
+        expect(map.has(key)).toBe(key in want);
+        expect(map.get(key)?.node.host).toBe((want as Record<string, string>)[key]);
+      }
+      const seen: string[] = [];
+      map.forEach((leader, key, self) => {
+        expect(self).toBe(map);
+        seen.push(`${key}=${leader.node.host}`);
+      });
+      expect(seen).toEqual(Object.entries(want).map(([k, v]) => `${k}=${v}`));
+      expect(new Map(map)).toEqual(new Map([...map]));
+    });
+  });
 });

@@ -63,7 +63,8 @@ export interface PlanLimits {
  * Disjoint sub-prefixes of `prefix` that together hold every one of `keys`
  * (all under `prefix`), at most `maxLeaves`, in Consul's order; null when the
  * keys cannot be split in two or more. The biggest leaf is split first, while
- * its children fit in the budget, so the leaves come out about even.
+ * its children fit in the budget; how even the leaves come out depends on the
+ * names (a node splits into one leaf per next character, all or none).
  */
 export function planLeaves(prefix: string, keys: readonly string[], limits: PlanLimits): string[] | null {
   if (keys.length === 0) return null;

@@ -5,8 +5,7 @@
  *
  * The prefix is first read whole (`?recurse`); once it holds `minKeys` keys,
  * it is split into leaves (prefix-plan.ts), each followed by its own blocking
- * query, and one more query follows the prefix's key list (`?keys`, no values:
- * ~4 ms of Consul's time at 10,000 keys, against ~50 ms for the values). A
+ * query, and one more query follows the prefix's key list (`?keys`, no values). A
  * key born outside every leaf shows in that list and sends the prefix back to
  * one whole read, then a new plan. The leaves' answers, laid end to end, are
  * emitted as the prefix's answer: the same events as one blocking query on it.
@@ -20,8 +19,8 @@ import { type PlanLimits, leafFinder, planLeaves } from './prefix-plan.js';
 
 /**
  * Wake-ups of the key list that bring no new key (every change of a value wakes it): at most
- * one every 5 s once the first is spent. Each costs Consul the prefix's whole key list (about
- * 10 ms of its CPU at 10,000 keys, bench case 3), more than the change's own sub-prefix; a key
+ * one every 5 s once the first is spent. Each costs Consul the prefix's whole key list (at
+ * 10,000 keys, more than the change's own sub-prefix answer); a key
  * created outside every sub-prefix while the prefix keeps changing is seen within 5 s.
  */
 export const KEY_LIST_WAKEUPS: IdleWakeupLimit = Object.freeze({ burst: 1, perSecond: 0.2 });

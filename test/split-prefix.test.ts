@@ -82,6 +82,24 @@ async function tcpProxy(port: number): Promise<TcpProxy> {
   return proxy;
 }
 
+/** A new prefix with keys `0` … `count - 1` written by `seed`, held by a new session named `name`. */
+async function seededPrefix(count: number, name: string): Promise<{ prefix: string; session: string }> {
+  const prefix = uniquePrefix();
+  const session = await createSession(agent.writer, { name });
+  await seed(prefix, session, count);
+  return { prefix, session };
+}
+
+/** A split discovery through an HTTP/2 proxy (its paths recorded) and one with `splitPrefixes: false`, to compare. */
+async function splitBesideWhole(): Promise<{
+  proxy: H2Proxy;
+  split: LeaderDiscovery;
+  whole: LeaderDiscovery;
+}> {
+  const proxy = await h2Proxy();
+  return { proxy, split: open(proxy.port), whole: open(agent.port, { splitPrefixes: false }) };
+}
+
 /** `PUT /v1/txn` over HTTPS; fails the test unless Consul applied it. */
 function txn(ops: readonly unknown[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -200,14 +218,10 @@ const hostOf = (leaders: ReadonlyMap<string, Leader<Node>>, key: string): string
 
 describe('splitPrefixes', () => {
   it('shows the same leaders and states as one recursive query, read as sub-prefixes and a key list', async () => {
-    const prefix = uniquePrefix();
     const count = 160;
-    const session = await createSession(agent.writer, { name: 'split-a' });
-    await seed(prefix, session, count);
+    const { prefix, session } = await seededPrefix(count, 'split-a');
 
-    const proxy = await h2Proxy();
-    const split = open(proxy.port);
-    const whole = open(agent.port, { splitPrefixes: false });
+    const { proxy, split, whole } = await splitBesideWhole();
     const splitLeaders = record(split.leaders(prefix, { schema: Node }));
     const wholeLeaders = record(whole.leaders(prefix, { schema: Node }));
     const splitStates = record(split.watchLeaders(prefix, { schema: Node }));
@@ -256,15 +270,11 @@ describe('splitPrefixes', () => {
   });
 
   it('after the split, an acquire, a release, a new value and a delete are seen through leaf reads alone', async () => {
-    const prefix = uniquePrefix();
     const count = 160;
-    const a = await createSession(agent.writer, { name: 'split-a' });
+    const { prefix, session: a } = await seededPrefix(count, 'split-a');
     const b = await createSession(agent.writer, { name: 'split-b' });
-    await seed(prefix, a, count);
 
-    const proxy = await h2Proxy();
-    const split = open(proxy.port);
-    const whole = open(agent.port, { splitPrefixes: false });
+    const { proxy, split, whole } = await splitBesideWhole();
     const leaders = record(split.leaders(prefix, { schema: Node }));
     const states = record(split.watchLeaders(prefix, { schema: Node }));
     const wholeLeaders = record(whole.leaders(prefix, { schema: Node }));
@@ -339,15 +349,11 @@ describe('splitPrefixes', () => {
   });
 
   it('a key created outside every sub-prefix is seen, after one whole read and a new plan', async () => {
-    const prefix = uniquePrefix();
     const count = 160;
-    const a = await createSession(agent.writer, { name: 'split-a' });
+    const { prefix } = await seededPrefix(count, 'split-a');
     const b = await createSession(agent.writer, { name: 'split-b' });
-    await seed(prefix, a, count);
 
-    const proxy = await h2Proxy();
-    const split = open(proxy.port);
-    const whole = open(agent.port, { splitPrefixes: false });
+    const { proxy, split, whole } = await splitBesideWhole();
     const leaders = record(split.leaders(prefix, { schema: Node }));
     const prefixStates = record(split.watchPrefix(prefix, { schema: Node }));
     const wholeLeaders = record(whole.leaders(prefix, { schema: Node }));
@@ -391,10 +397,8 @@ describe('splitPrefixes', () => {
   });
 
   it('splits 300 keys into many queries over one connection (default maxQueries)', async () => {
-    const prefix = uniquePrefix();
     const count = 300;
-    const session = await createSession(agent.writer, { name: 'split-many' });
-    await seed(prefix, session, count);
+    const { prefix, session } = await seededPrefix(count, 'split-many');
 
     // SDK → TCP proxy (counts connections) → HTTP/2 proxy (records paths) → agent.
     const h2 = await h2Proxy();
@@ -438,9 +442,7 @@ describe('splitPrefixes', () => {
       );
     }
 
-    const proxy = await h2Proxy();
-    const split = open(proxy.port);
-    const whole = open(agent.port, { splitPrefixes: false });
+    const { proxy, split, whole } = await splitBesideWhole();
     const leaders = record(split.leaders(prefix, { schema: Node }));
     const wholeLeaders = record(whole.leaders(prefix, { schema: Node }));
     const got = await leaders.next((m) => m.size === keys.length);
@@ -468,10 +470,8 @@ describe('splitPrefixes', () => {
   });
 
   it('while a sub-prefix query fails the prefix is unreachable, leaders() holds, and it recovers with every key', async () => {
-    const prefix = uniquePrefix();
     const count = 160;
-    const session = await createSession(agent.writer, { name: 'split-fault' });
-    await seed(prefix, session, count);
+    const { prefix, session } = await seededPrefix(count, 'split-fault');
 
     const proxy = await h2Proxy();
     const split = open(proxy.port);
@@ -526,10 +526,8 @@ describe('splitPrefixes', () => {
   });
 
   it('a lost connection is one report per retry round, not one per sub-prefix, then every change is seen', async () => {
-    const prefix = uniquePrefix();
     const count = 160;
-    const session = await createSession(agent.writer, { name: 'split-goaway' });
-    await seed(prefix, session, count);
+    const { prefix, session } = await seededPrefix(count, 'split-goaway');
 
     const proxy = await h2Proxy();
     const split = open(proxy.port);
@@ -577,11 +575,9 @@ describe('splitPrefixes', () => {
   });
 
   it('coalesced leader(key)s of a split prefix see their own changes, and only theirs', async () => {
-    const prefix = uniquePrefix();
     const count = 160;
-    const a = await createSession(agent.writer, { name: 'split-a' });
+    const { prefix, session: a } = await seededPrefix(count, 'split-a');
     const b = await createSession(agent.writer, { name: 'split-b' });
-    await seed(prefix, a, count);
 
     const proxy = await h2Proxy();
     const split = open(proxy.port, { coalesce: { minKeys: 2 } });
@@ -625,10 +621,8 @@ describe('splitPrefixes', () => {
   });
 
   it('close() completes every stream and leaves no connection or query behind', async () => {
-    const prefix = uniquePrefix();
     const count = 160;
-    const session = await createSession(agent.writer, { name: 'split-close' });
-    await seed(prefix, session, count);
+    const { prefix, session } = await seededPrefix(count, 'split-close');
 
     const h2 = await h2Proxy();
     const tcp = await tcpProxy(h2.port);

@@ -1,5 +1,6 @@
-/** Bare HTTP/1.1 requests to Consul on Node's `http`, with no client library in between. */
+/** Bare HTTP/1.1 requests to Consul on Node's `http` (or `https`), with no client library in between. */
 import http from 'node:http';
+import https from 'node:https';
 
 export interface HttpAnswer {
   readonly status: number;
@@ -18,14 +19,17 @@ export interface HttpCall {
   readonly beforeSend?: () => void;
   /** Receives the request, so the caller can destroy it (to stop a blocking read). */
   readonly onRequest?: (request: http.ClientRequest) => void;
+  /** With a CA (PEM): over `https`, trusting it; `agent` must then be an `https.Agent`. */
+  readonly ca?: string;
 }
 
 export function httpRequest(call: HttpCall): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const body = call.body === undefined ? undefined : Buffer.from(call.body);
-    const request = http.request(
+    const request = (call.ca === undefined ? http : https).request(
       {
         agent: call.agent,
+        ...(call.ca === undefined ? {} : { ca: call.ca }),
         host: call.host,
         port: call.port,
         method: call.method,

@@ -24,11 +24,11 @@ import http from 'node:http';
 import https from 'node:https';
 import { now, sleep } from '../clock.js';
 import { GAP_MS } from '../latency/case.js';
-import { type HttpAnswer, type HttpCall, httpRequest } from '../latency/http.js';
+import { httpRequest } from '../latency/http.js';
 import type { ClockCheck } from '../latency/watcher-thread.js';
 import { stopOnInterrupt } from '../lifecycle.js';
 import { type ConsulProxy, startProxy } from '../../test/support/proxy.js';
-import { createTlsMaterial, startTlsAgent } from '../../test/support/tls.js';
+import { createTlsMaterial, retry, startTlsAgent } from '../../test/support/tls.js';
 import { startConsulAgent } from '../../scripts/consul-agent.js';
 import { startTcpProxy } from '../../test/support/tcp-proxy.js';
 import { type FollowOrder, type ManyKeysUsage, keyOf } from './protocol.js';
@@ -183,8 +183,9 @@ class Writer {
       beforeSend: () => {
         sentAt = now();
       },
+      ...(this.ca === undefined ? {} : { ca: this.ca }),
     } as const;
-    const answer = this.ca === undefined ? await httpRequest(call) : await httpsPut(call);
+    const answer = await httpRequest(call);
     const text = answer.body.toString();
     if (answer.status !== 200) throw new Error(`PUT ${path}: HTTP ${answer.status}: ${text}`);
     return { sentAt, text };
@@ -198,38 +199,6 @@ class Writer {
   close(): void {
     this.#agent.destroy();
   }
-}
-
-/** `httpRequest` (bench/latency/http.ts) on `https`: a PUT with a body, `beforeSend` right before it is sent. */
-function httpsPut(call: HttpCall): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const body = Buffer.from(call.body ?? '');
-    const request = https.request(
-      {
-        agent: call.agent,
-        host: call.host,
-        port: call.port,
-        method: call.method,
-        path: call.path,
-        headers: { 'content-length': body.length },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            body: Buffer.concat(chunks),
-          }),
-        );
-        response.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    call.beforeSend?.();
-    request.end(body);
-  });
 }
 
 const value = (i: number, tag: string): string =>
@@ -448,18 +417,6 @@ async function runHttp2(
     material.remove();
   }
   return rows;
-}
-
-async function retry<T>(what: string, attempt: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what}: not done in ${timeoutMs} ms`, { cause: error });
-      await sleep(150);
-    }
-  }
 }
 
 /** Requests a watcher sent so far, and its KV reads waiting at Consul now. */

@@ -128,7 +128,8 @@ export function tlsConsulClient(options: {
   } as ConstructorParameters<typeof Consul>[0]);
 }
 
-async function retry<T>(what: string, attempt: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+/** Calls `attempt` until it resolves, every 150 ms, for at most `timeoutMs`. */
+export async function retry<T>(what: string, attempt: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -8,7 +8,8 @@
  * query, and one more query follows the prefix's key list (`?keys`, no values). A
  * key born outside every leaf shows in that list and sends the prefix back to
  * one whole read, then a new plan. The leaves' answers, laid end to end, are
- * emitted as the prefix's answer: the same events as one blocking query on it.
+ * emitted as the prefix's answer: the same events as one blocking query on it,
+ * but that one write changing keys of several leaves may leave as more than one.
  */
 import { Observable, Subscription } from 'rxjs';
 import type { ConsulReadMeta } from '@consul-leader/types';

@@ -181,7 +181,7 @@ export class KvListReader {
    */
   constructor(
     readonly prefix: string,
-    private readonly seed?: ReadonlyMap<string, KvEntry>,
+    private seed?: ReadonlyMap<string, KvEntry>,
   ) {}
 
   read(res: ConsulResponse): ReadonlyMap<string, KvEntry> {
@@ -201,6 +201,7 @@ export class KvListReader {
       }
     }
     const next = this.full(res, last?.map ?? this.seed);
+    this.seed = undefined;
     this.last = next;
     this.lastPath = 'full';
     return next.map;

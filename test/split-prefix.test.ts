@@ -574,6 +574,35 @@ describe('splitPrefixes', () => {
     expect(leaves.length).toBeGreaterThanOrEqual(2);
   });
 
+  it('with watchSessions, a new leader in a split prefix is joined from the session list, without a session read', async () => {
+    const count = 160;
+    const { prefix } = await seededPrefix(count, 'split-a');
+    const proxy = await h2Proxy();
+    const split = open(proxy.port, { watchSessions: true });
+    const leaders = record(split.leaders(prefix, { schema: Node }));
+    await leaders.next((m) => m.size === leadersSeeded(count));
+    const { mark } = await splitDone(proxy, prefix);
+
+    // Created before it acquires, as Consul's leader-election guide does: the list names it first.
+    const b = await createSession(agent.writer, { name: 'split-listed' });
+    const info = (await agent.writer.session.info(b)) as { CreateIndex: number } | undefined;
+    const created = BigInt(info?.CreateIndex ?? Number.MAX_SAFE_INTEGER);
+    // A list read blocking on an index at or past the session's creation follows an answer that names it.
+    await until('a session list read blocking past the new session', () =>
+      proxy.paths.some((path) => {
+        const url = new URL(path, 'https://proxy');
+        const index = url.searchParams.get('index');
+        return url.pathname === '/v1/session/list' && index !== null && BigInt(index) >= created;
+      }),
+    );
+    const key9 = keyOf(prefix, 9);
+    await acquire(agent.writer, key9, b, JSON.stringify({ host: 'listed' }));
+    const got = await leaders.next((m) => hostOf(m, key9) === 'listed');
+    expect(got.get(key9)?.session.name).toBe('split-listed');
+    expect(proxy.paths.slice(mark).filter((path) => path.startsWith('/v1/session/info'))).toEqual([]);
+    expect(readsOf(proxy.paths.slice(mark), prefix).whole).toEqual([]);
+  });
+
   it('coalesced leader(key)s of a split prefix see their own changes, and only theirs', async () => {
     const count = 160;
     const { prefix, session: a } = await seededPrefix(count, 'split-a');

@@ -2,7 +2,17 @@
  * `createLeaderDiscovery`: the public entry point. It owns the Consul client,
  * one shared stream per followed key, and their teardown.
  */
-import { EMPTY, Observable, Subscription, distinctUntilChanged, finalize, map, of, shareReplay } from 'rxjs';
+import {
+  EMPTY,
+  Observable,
+  Subscription,
+  defer,
+  distinctUntilChanged,
+  finalize,
+  map,
+  of,
+  shareReplay,
+} from 'rxjs';
 import { z } from 'zod';
 import type {
   ConsulReadMeta,
@@ -31,6 +41,7 @@ import { DEFAULT_COALESCE, KeyGroups, PrefixRouter } from './leader/coalesce.js'
 import { sameKeyEvent } from './leader/key-snapshot.js';
 import { type Descriptor, sameState, stateMapper, toSettledState } from './leader/to-state.js';
 import { parseDurationMs } from './wire/duration.js';
+import { KeyedList, PositionalMap, changedPositions } from './keyed-list.js';
 import {
   type ReadScope,
   readKeyOnce,
@@ -439,25 +450,47 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
 
   const prefixStates = <T>(prefix: string, call: LeaderOptions<T>): Observable<PrefixState<T>> => {
     const toState = mapperOf(call);
-    return prefixStream(scopeOf(prefix, call)).pipe(
-      map((event): PrefixState<T> => {
-        const states = new Map<string, LeaderState<T>>();
-        if (event.kind === 'snapshot') {
-          for (const [key, snapshot] of event.keys) states.set(key, toState(snapshot));
-          return { prefix, states, unreachable: null, consul: event.meta };
-        }
-        const { error, attempt, retryInMs } = event;
-        for (const [key, lastKnown] of event.lastKnown?.keys ?? []) {
-          states.set(key, toState({ kind: 'unreachable', key, error, attempt, retryInMs, lastKnown }));
-        }
-        return {
-          prefix,
-          states,
-          unreachable: { error, attempt, retryInMs },
-          consul: event.lastKnown?.meta ?? null,
-        };
-      }),
-    );
+    return defer(() => {
+      // The last snapshot's keys and their states by position: a change makes a view over
+      // them in one array copy (PositionalMap), not a Map of every key.
+      let keys: KeyedList<KeySnapshot> | undefined;
+      let states: LeaderState<T>[] = [];
+      return prefixStream(scopeOf(prefix, call)).pipe(
+        map((event): PrefixState<T> => {
+          if (event.kind === 'snapshot') {
+            const next = event.keys;
+            if (next instanceof KeyedList) {
+              const positions = keys ? changedPositions(keys, next) : null;
+              if (positions) {
+                states = states.slice();
+                for (const i of positions) states[i] = toState(next.list[i] as KeySnapshot);
+              } else {
+                states = next.list.map(toState);
+              }
+              keys = next;
+              const view = new PositionalMap<LeaderState<T>>(next, states, states.length);
+              return { prefix, states: view, unreachable: null, consul: event.meta };
+            }
+            keys = undefined;
+            const byKey = new Map<string, LeaderState<T>>();
+            for (const [key, snapshot] of next) byKey.set(key, toState(snapshot));
+            return { prefix, states: byKey, unreachable: null, consul: event.meta };
+          }
+          keys = undefined;
+          const { error, attempt, retryInMs } = event;
+          const unreachable = new Map<string, LeaderState<T>>();
+          for (const [key, lastKnown] of event.lastKnown?.keys ?? []) {
+            unreachable.set(key, toState({ kind: 'unreachable', key, error, attempt, retryInMs, lastKnown }));
+          }
+          return {
+            prefix,
+            states: unreachable,
+            unreachable: { error, attempt, retryInMs },
+            consul: event.lastKnown?.meta ?? null,
+          };
+        }),
+      );
+    });
   };
 
   const watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {

@@ -4,7 +4,7 @@
  */
 import { type OperatorFunction, defer, distinctUntilChanged, filter, map, of, switchMap, timer } from 'rxjs';
 import type { ErrorInfo, Leader, LeaderState } from '@consul-leader/types';
-import { KeyedList, changedPositions } from '../keyed-list.js';
+import { KeyedList, PositionalMap, changedPositions } from '../keyed-list.js';
 import type { PrefixEvent } from './follow-prefix.js';
 import type { KeySnapshot } from './key-snapshot.js';
 import { sameLeader } from './to-state.js';
@@ -63,91 +63,9 @@ export function leaderOf<T, E extends ErrorInfo>(
   });
 }
 
-/**
- * The leaders of a prefix as a read-only map over its keys (a KeyedList's
- * index) and a leader or none per position: made with one array copy, where a
- * Map costs about 3 ms per 10,000 keys per emission. Iterating it lists the
- * leaders once, on first use.
- */
-class LeadersByPosition<T> implements ReadonlyMap<string, Leader<T>> {
-  #entries: [string, Leader<T>][] | undefined;
-
-  static #made = 0;
-  readonly #id = ++LeadersByPosition.#made;
-  /** The id of the view this one was made from by changing leaders (0: none). Not the view: that would chain them all. */
-  readonly #changedFrom: number;
-
-  constructor(
-    private readonly snapshots: KeyedList<KeySnapshot>,
-    private readonly byPosition: readonly (Leader<T> | undefined)[],
-    readonly size: number,
-    changedFrom: ReadonlyMap<string, Leader<T>> | undefined,
-  ) {
-    this.#changedFrom = changedFrom instanceof LeadersByPosition ? changedFrom.#id : 0;
-  }
-
-  /** `b` was made from `a` by changing leaders: they differ, no need to compare them key by key. */
-  static differs<T>(a: ReadonlyMap<string, Leader<T>>, b: ReadonlyMap<string, Leader<T>>): boolean {
-    return a instanceof LeadersByPosition && b instanceof LeadersByPosition && b.#changedFrom === a.#id;
-  }
-
-  get(key: string): Leader<T> | undefined {
-    const i = this.snapshots.index.get(key);
-    return i === undefined ? undefined : this.byPosition[i];
-  }
-
-  has(key: string): boolean {
-    return this.get(key) !== undefined;
-  }
-
-  #list(): [string, Leader<T>][] {
-    if (!this.#entries) {
-      const entries: [string, Leader<T>][] = [];
-      const snapshots = this.snapshots.list;
-      for (let i = 0; i < snapshots.length; i++) {
-        const leader = this.byPosition[i];
-        if (leader) entries.push([(snapshots[i] as KeySnapshot).key, leader]);
-      }
-      this.#entries = entries;
-    }
-    return this.#entries;
-  }
-
-  entries(): MapIterator<[string, Leader<T>]> {
-    return this.#list().values();
-  }
-
-  keys(): MapIterator<string> {
-    return this.#list()
-      .map(([key]) => key)
-      .values();
-  }
-
-  values(): MapIterator<Leader<T>> {
-    return this.#list()
-      .map(([, leader]) => leader)
-      .values();
-  }
-
-  [Symbol.iterator](): MapIterator<[string, Leader<T>]> {
-    return this.entries();
-  }
-
-  forEach(
-    fn: (value: Leader<T>, key: string, map: ReadonlyMap<string, Leader<T>>) => void,
-    thisArg?: unknown,
-  ): void {
-    for (const [key, leader] of this.#list()) fn.call(thisArg, leader, key, this);
-  }
-
-  get [Symbol.toStringTag](): string {
-    return 'LeadersByPosition';
-  }
-}
-
 function sameLeaders<T>(a: ReadonlyMap<string, Leader<T>>, b: ReadonlyMap<string, Leader<T>>): boolean {
   if (a === b) return true;
-  if (LeadersByPosition.differs(a, b)) return false;
+  if (PositionalMap.differs(a, b)) return false;
   if (a.size !== b.size) return false;
   for (const [key, leader] of a) {
     const other = b.get(key);
@@ -160,7 +78,7 @@ function sameLeaders<T>(a: ReadonlyMap<string, Leader<T>>, b: ReadonlyMap<string
  * The leaders under a prefix, from its events: keys without a (valid) leader
  * are absent. When the keys are the same as in the last snapshot, only those
  * whose snapshot changed are decoded and compared: an answer that changes no
- * leader makes no new map, and one that does makes a view (LeadersByPosition)
+ * leader makes no new map, and one that does makes a view (PositionalMap)
  * in one array copy.
  */
 export function leadersOf<T, E extends ErrorInfo>(
@@ -205,12 +123,7 @@ export function leadersOf<T, E extends ErrorInfo>(
           size = byPosition.filter((leader) => leader !== undefined).length;
         }
         if (next instanceof KeyedList) {
-          return (leaders = new LeadersByPosition(
-            next as KeyedList<KeySnapshot>,
-            byPosition,
-            size,
-            changedFrom,
-          ));
+          return (leaders = new PositionalMap(next, byPosition, size, changedFrom));
         }
         const made = new Map<string, Leader<T>>();
         let i = 0;

@@ -141,6 +141,8 @@ export interface LeaderDiscovery {
 
 const anyJson: z.ZodType<unknown> = z.unknown();
 
+type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;
+
 type SplitOption = Exclude<LeaderDiscoveryOptions['splitPrefixes'], false | undefined>;
 const DEFAULT_SPLIT: Required<SplitOption> = Object.freeze({ minKeys: 512, maxQueries: 64 });
 /** A sub-prefix of this many keys or fewer is not split further: its answer is already small. */
@@ -313,6 +315,20 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     return router;
   };
 
+  /** The recursive blocking query of `scope.key` (a prefix, or a sub-prefix of a split one). */
+  const recursiveQuery = (
+    scope: ReadScope,
+    reader: KvListReader,
+    beforeNextRead?: () => Promise<void> | undefined,
+  ): Observable<ListEvent> =>
+    blockingQuery({
+      send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
+      read: (res) => reader.read(res),
+      retry: defaults.retry,
+      idleWakeups: defaults.idleWakeups,
+      ...(beforeNextRead ? { beforeNextRead } : {}),
+    });
+
   // One recursive blocking query per prefix and read scope.
   const prefixStream = (scope: ReadScope): Observable<PrefixEvent> =>
     shared(scopeId('prefix', scope), () => {
@@ -320,14 +336,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
       const reader = new KvListReader(scope.key);
       const joins = new PendingReads();
       const directory = directoryOf(scope);
-      const whole = (): Observable<BlockingQueryEvent<ReadonlyMap<string, KvEntry>>> =>
-        blockingQuery({
-          send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
-          read: (res) => reader.read(res),
-          retry: defaults.retry,
-          idleWakeups: defaults.idleWakeups,
-          beforeNextRead: () => joins.settled(),
-        });
+      const whole = (): Observable<ListEvent> => recursiveQuery(scope, reader, () => joins.settled());
       const events = followPrefix(scope.key, {
         kv$: split ? splitPrefixQuery(splitOptionsOf(split, scope, whole, () => joins.settled())) : whole(),
         session: sessionOf(scope, joins, directory),
@@ -344,21 +353,12 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const splitOptionsOf = (
     { minKeys, maxQueries }: Required<SplitOption>,
     scope: ReadScope,
-    whole: () => Observable<BlockingQueryEvent<ReadonlyMap<string, KvEntry>>>,
+    whole: () => Observable<ListEvent>,
     beforeNextEmit: () => Promise<void> | undefined,
   ): SplitPrefixOptions => ({
     prefix: scope.key,
     whole,
-    leaf: (prefix, seed) => {
-      const leafScope: ReadScope = { ...scope, key: prefix };
-      const reader = new KvListReader(prefix, seed);
-      return blockingQuery({
-        send: (index, signal) => sendKvRead(transport, leafScope, index, signal, true),
-        read: (res) => reader.read(res),
-        retry: defaults.retry,
-        idleWakeups: defaults.idleWakeups,
-      });
-    },
+    leaf: (prefix, seed) => recursiveQuery({ ...scope, key: prefix }, new KvListReader(prefix, seed)),
     keys: () =>
       blockingQuery({
         send: (index, signal) => sendKvKeysRead(transport, scope, index, signal),

@@ -12,6 +12,11 @@ export class KeyedList<V extends { readonly key: string }> implements ReadonlyMa
     readonly index: ReadonlyMap<string, number>,
   ) {}
 
+  /** `entries` itself when it is a KeyedList, else a list of its values. */
+  static from<V extends { readonly key: string }>(entries: ReadonlyMap<string, V>): KeyedList<V> {
+    return entries instanceof KeyedList ? entries : KeyedList.of([...entries.values()]);
+  }
+
   /** A list over `list`, with an index of its own. */
   static of<V extends { readonly key: string }>(list: readonly V[]): KeyedList<V> {
     return new KeyedList(list, indexOf(list));

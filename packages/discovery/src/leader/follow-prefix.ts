@@ -98,7 +98,7 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
    * than one key's work.
    */
   const build = (answer: ReadonlyMap<string, KvEntry>, meta: ConsulReadMeta): Step => {
-    const entries = answer instanceof KeyedList ? answer : KeyedList.of([...answer.values()]);
+    const entries = KeyedList.from(answer);
     const positions =
       meta.knownLeader === previousKeys.list[0]?.meta.knownLeader
         ? changedPositions(previousEntries, entries)

@@ -48,10 +48,6 @@ export interface SplitPrefixOptions {
   readonly beforeNextEmit?: () => Promise<void> | undefined;
 }
 
-function keyedListOf(entries: ReadonlyMap<string, KvEntry>): KeyedList<KvEntry> {
-  return entries instanceof KeyedList ? entries : KeyedList.of([...entries.values()]);
-}
-
 /** The same entry objects at the same positions. */
 function sameEntries(a: KeyedList<KvEntry>, b: KeyedList<KvEntry>): boolean {
   if (a.list.length !== b.list.length) return false;
@@ -88,7 +84,7 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
           if (subscription.closed) return;
           subscriber.next(event);
           if (event.type !== 'result') return;
-          const entries = keyedListOf(event.value);
+          const entries = KeyedList.from(event.value);
           if (entries.size < options.minKeys || entries.index === unsplittable) return;
           const leaves = planLeaves(options.prefix, [...entries.keys()], options.limits);
           if (leaves) followLeaves(leaves, entries, event.meta);
@@ -178,7 +174,7 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
           options.leaf(leaf, lists[position] as KeyedList<KvEntry>).subscribe((event) => {
             if (subscription.closed) return;
             if (event.type === 'error') return fail(position, event);
-            const next = keyedListOf(event.value);
+            const next = KeyedList.from(event.value);
             const previous = lists[position] as KeyedList<KvEntry>;
             const leaderNews = event.meta.knownLeader !== meta.knownLeader;
             meta = event.meta;

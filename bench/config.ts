@@ -14,7 +14,7 @@ export interface BenchConfig {
   readonly changes: number;
   /** Changes made before the measured ones, not counted (`BENCH_WARMUP`; 20, quick 10). */
   readonly warmup: number;
-  /** Changes of the polling phase, spaced above the poll interval (`BENCH_POLL_CHANGES`; 100, quick 20). */
+  /** Changes of the polling phase, spaced above the poll interval (`BENCH_POLL_CHANGES`; 100, quick 12). */
   readonly pollChanges: number;
   /** How long a change may take to reach a watcher before it counts as missed (`BENCH_TIMEOUT_MS`; 5000). */
   readonly timeoutMs: number;
@@ -67,7 +67,7 @@ export function readConfig(args: readonly string[] = process.argv.slice(2)): Ben
     cases: caseNames([...(values.case ?? []), ...fromEnv]),
     changes: positiveInt('BENCH_CHANGES', quick ? 100 : 500),
     warmup: positiveInt('BENCH_WARMUP', quick ? 10 : 20, true),
-    pollChanges: positiveInt('BENCH_POLL_CHANGES', quick ? 20 : 100),
+    pollChanges: positiveInt('BENCH_POLL_CHANGES', quick ? 12 : 100),
     timeoutMs: positiveInt('BENCH_TIMEOUT_MS', 5_000),
     out: quick ? null : 'BENCHMARKS.md',
     command: commandLine(argv),

@@ -26,6 +26,7 @@ import {
   type LeaderDiscoveryOptions,
   type LeaderOptions,
   type ResolvedDiscoveryOptions,
+  type SplitPrefixesOption,
   parseCallOptions,
   parseDiscoveryOptions,
   resolveDiscoveryDefaults,
@@ -143,8 +144,31 @@ const anyJson: z.ZodType<unknown> = z.unknown();
 
 type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;
 
-type SplitOption = Exclude<LeaderDiscoveryOptions['splitPrefixes'], false | undefined>;
-const DEFAULT_SPLIT: Required<SplitOption> = Object.freeze({ minKeys: 512, maxQueries: 64 });
+interface SplitOption {
+  readonly minKeys: number;
+  readonly maxQueries: number;
+}
+const DEFAULT_SPLIT: SplitOption = Object.freeze({ minKeys: 512, maxQueries: 64 });
+/** Over HTTP/1.1 each query is a connection: fewer by default. */
+const DEFAULT_HTTP1_MAX_QUERIES = 16;
+
+/** Whether and how big prefixes are split: over HTTP/2 by default, over HTTP/1.1 when asked. */
+function resolveSplit(
+  option: LeaderDiscoveryOptions['splitPrefixes'],
+  multiplexed: boolean,
+): SplitOption | undefined {
+  if (option === false) return undefined;
+  if (multiplexed) return { ...DEFAULT_SPLIT, ...pick(option) };
+  if (option?.http1 !== true) return undefined;
+  return { minKeys: DEFAULT_SPLIT.minKeys, maxQueries: DEFAULT_HTTP1_MAX_QUERIES, ...pick(option) };
+}
+
+function pick(option: SplitPrefixesOption | undefined): Partial<SplitOption> {
+  return {
+    ...(option?.minKeys === undefined ? {} : { minKeys: option.minKeys }),
+    ...(option?.maxQueries === undefined ? {} : { maxQueries: option.maxQueries }),
+  };
+}
 /** A sub-prefix of this many keys or fewer is not split further: its answer is already small. */
 const MIN_LEAF_KEYS = 16;
 
@@ -162,11 +186,8 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const streams = new Map<string, Observable<unknown>>();
   const coalesce = resolveCoalesce(opts.coalesce);
   const groups = coalesce ? new KeyGroups(coalesce.minKeys) : undefined;
-  // With http2, a big prefix as many small recursive queries on one connection (split-prefix.ts).
-  const split: Required<SplitOption> | undefined =
-    opts.splitPrefixes === false || !transport.multiplexed
-      ? undefined
-      : { ...DEFAULT_SPLIT, ...opts.splitPrefixes };
+  // A big prefix as many small recursive queries (split-prefix.ts): on one connection with http2.
+  const split = resolveSplit(opts.splitPrefixes, transport.multiplexed);
   let closed = false;
 
   const scopeOf = (key: string, call: LeaderOptions<unknown>): ReadScope => {
@@ -351,7 +372,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     });
 
   const splitOptionsOf = (
-    { minKeys, maxQueries }: Required<SplitOption>,
+    { minKeys, maxQueries }: SplitOption,
     scope: ReadScope,
     whole: () => Observable<ListEvent>,
     beforeNextEmit: () => Promise<void> | undefined,

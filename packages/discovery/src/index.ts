@@ -13,6 +13,7 @@ export type {
   Duration,
   LeaderDiscoveryOptions,
   LeaderOptions,
+  SplitPrefixesOption,
 } from './config/options.js';
 export type { DecodeOption } from './leader/decode.js';
 export type { LeaderHandle } from './leader/follow-handle.js';

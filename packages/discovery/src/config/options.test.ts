@@ -2,7 +2,12 @@ import { describe, it, expect } from 'vitest';
 import { z } from 'zod';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_RETRY_POLICY } from '../watch/retry-policy.js';
-import { parseCallOptions, parseDiscoveryOptions, resolveDiscoveryDefaults } from './options.js';
+import {
+  type LeaderDiscoveryOptions,
+  parseCallOptions,
+  parseDiscoveryOptions,
+  resolveDiscoveryDefaults,
+} from './options.js';
 
 function message(fn: () => unknown): string {
   try {
@@ -87,6 +92,12 @@ describe('parseDiscoveryOptions', () => {
       'splitPrefixes.minKeys',
     );
     expect(() => parseDiscoveryOptions({ splitPrefixes: false })).not.toThrow();
+    expect(() => parseDiscoveryOptions({ splitPrefixes: { http1: true } })).not.toThrow();
+    expect(
+      message(() =>
+        parseDiscoveryOptions({ splitPrefixes: { http1: 'yes' } } as unknown as LeaderDiscoveryOptions),
+      ),
+    ).toContain('splitPrefixes.http1');
   });
 
   it('rejects options that are not an object', () => {

@@ -96,9 +96,26 @@ export interface LeaderDiscoveryOptions {
    * the whole prefix's answer. Subscribers see the same emissions. `false`
    * keeps one recursive query per prefix.
    */
-  readonly splitPrefixes?: false | { readonly minKeys?: number; readonly maxQueries?: number };
+  readonly splitPrefixes?: false | SplitPrefixesOption;
   /** The environment to read `CONSUL_*` variables from. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** How big prefixes are split (`LeaderDiscoveryOptions.splitPrefixes`). */
+export interface SplitPrefixesOption {
+  /** Keys a prefix must hold to be split. Default 512. */
+  readonly minKeys?: number;
+  /** Most sub-prefix queries per prefix (2 to 90). Default 64, or 16 with `http1`. */
+  readonly maxQueries?: number;
+  /**
+   * Split over HTTP/1.1 too (plain HTTP, or HTTPS without `http2`), where each
+   * query holds a connection of its own: up to `maxQueries` + 1 connections per
+   * prefix, which count against the agent's `limits.http_max_conns_per_client`
+   * (200 by default, for every process of the host together). Worth it when a
+   * prefix's one answer costs Consul tens of milliseconds per change (thousands
+   * of keys). Default `false`: over HTTP/1.1 a prefix keeps one query.
+   */
+  readonly http1?: boolean;
 }
 
 /** Options of `leader()`, `watch()` and `current()`. */
@@ -187,6 +204,7 @@ const discoveryOptionsSchema = z.strictObject({
       z.strictObject({
         minKeys: z.number().int().min(2).optional(),
         maxQueries: z.number().int().min(2).max(90).optional(),
+        http1: z.boolean().optional(),
       }),
     ])
     .optional(),
@@ -223,8 +241,22 @@ const callOptionsSchema = z.strictObject({
   nullWhenUnreachableFor: duration(Number.MAX_SAFE_INTEGER).optional(),
 });
 
+/**
+ * The issue to report: when every branch of a union failed, the one that
+ * got furthest into the value (`{ http1: 'yes' }` names `http1`, not the union).
+ */
+function reported(issue: z.core.$ZodIssue | undefined): z.core.$ZodIssue | undefined {
+  if (issue?.code !== 'invalid_union') return issue;
+  let inner: z.core.$ZodIssue | undefined;
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (first && first.path.length > (inner?.path.length ?? 0)) inner = first;
+  }
+  return inner ? { ...inner, path: [...issue.path, ...inner.path] } : issue;
+}
+
 function fail(where: string, error: z.ZodError): never {
-  const issue = error.issues[0];
+  const issue = reported(error.issues[0]);
   const path = issue?.path.map(String).join('.') ?? '';
   const name = path ? `${where}.${path}` : where;
   const message =

@@ -50,9 +50,9 @@ export const CASES: readonly BenchCase[] = [
     name: 'many-keys',
     heading: '## Case 3:',
     run: async ({ config, log, sdk }) => {
-      const { sizes, http2Sizes, changes } = manyKeysSettings(config.quick);
+      const { sizes, http2Sizes, http1SplitSizes, changes } = manyKeysSettings(config.quick);
       return renderManyKeysSection(
-        await runManyKeys(sizes, changes, { sdk: sdk.url, log, http2Sizes }),
+        await runManyKeys(sizes, changes, { sdk: sdk.url, log, http2Sizes, http1SplitSizes }),
         changes,
       );
     },

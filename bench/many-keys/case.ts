@@ -16,6 +16,12 @@
  * many sub-prefix queries on one connection), one after the other, each
  * through its own TCP pass-through (test/support/tcp-proxy.ts) that counts its
  * connections; its requests are counted in its thread (h2-streams.ts).
+ *
+ * And the plain-HTTP split rows: on the plain-HTTP agent, the SDK alone, once
+ * with the default `splitPrefixes` (over plain HTTP: the prefix's one recursive
+ * query) and once with `splitPrefixes: { http1: true }` (sub-prefix queries on
+ * a connection each), one after the other, each through its own counting proxy
+ * (its requests, connections, and the recursive queries open at the end).
  * (Memory per key is case 4's.)
  */
 import { execFileSync } from 'node:child_process';
@@ -27,9 +33,9 @@ import { GAP_MS } from '../latency/case.js';
 import { httpRequest } from '../latency/http.js';
 import type { ClockCheck } from '../latency/watcher-thread.js';
 import { stopOnInterrupt } from '../lifecycle.js';
-import { type ConsulProxy, startProxy } from '../../test/support/proxy.js';
+import { type ConsulProxy, type ProxiedRequest, startProxy } from '../../test/support/proxy.js';
 import { createTlsMaterial, retry, startTlsAgent } from '../../test/support/tls.js';
-import { startConsulAgent } from '../../scripts/consul-agent.js';
+import { type ConsulAgent, startConsulAgent } from '../../scripts/consul-agent.js';
 import { startTcpProxy } from '../../test/support/tcp-proxy.js';
 import { type FollowOrder, type ManyKeysUsage, keyOf } from './protocol.js';
 import { ManyKeysThread, type ThreadTimes } from './threads.js';
@@ -76,15 +82,20 @@ export interface ManyKeysRow {
   readonly consulCpuMsPerChange: number;
 }
 
-/** One SDK configuration over HTTPS with `http2: true`, measured alone. */
-export interface Http2Measure {
+/**
+ * One SDK configuration measured alone: over HTTPS with `http2: true` (its
+ * requests are the HTTP/2 streams it opened, counted in its thread; its
+ * connections, those of its TCP pass-through), or over plain HTTP (requests
+ * and connections, those of its counting proxy).
+ */
+export interface SplitMeasure {
   readonly sdk: WatcherStats;
-  /** HTTP/2 streams the SDK opened per change (counted in its thread). */
+  /** KV and session requests the SDK sent per change. */
   readonly kvRequestsPerChange: number;
   readonly sessionRequestsPerChange: number;
-  /** Its KV streams open after the changes, everything still followed. */
+  /** Its KV reads waiting at Consul after the changes, everything still followed. */
   readonly kvInFlight: number;
-  /** TCP connections its pass-through accepted, from its first read to the end; and open at the end. */
+  /** Connections accepted from its first read to the end; and open at the end. */
   readonly connectionsAccepted: number;
   readonly connectionsOpen: number;
   /** CPU of the Consul agent per change: the write and this SDK's answers. NaN off Linux. */
@@ -95,21 +106,24 @@ export interface Http2Measure {
   readonly wokenQueryKeys: ReadonlyMap<number, number>;
 }
 
-export interface ManyKeysHttp2Row {
+/** One size and way of following, measured with the prefix's one query and split. */
+export interface ManyKeysSplitRow {
   readonly keys: number;
   readonly mode: ManyKeysMode;
   readonly changes: number;
-  /** `splitPrefixes: false`: the prefix's one recursive query. */
-  readonly whole: Http2Measure;
-  /** The default `splitPrefixes`: sub-prefix queries and a `?keys` query. */
-  readonly split: Http2Measure;
+  /** The prefix's one recursive query: `splitPrefixes: false` (HTTP/2), the default (plain HTTP). */
+  readonly whole: SplitMeasure;
+  /** Sub-prefix queries and a `?keys` query: the default (HTTP/2), `{ http1: true }` (plain HTTP). */
+  readonly split: SplitMeasure;
 }
 
 export interface ManyKeysResult {
   /** Plain HTTP: the floor and the SDK side by side. */
   readonly rows: readonly ManyKeysRow[];
   /** HTTPS with `http2: true`: the SDK alone, one query per prefix and split. */
-  readonly http2Rows: readonly ManyKeysHttp2Row[];
+  readonly http2Rows: readonly ManyKeysSplitRow[];
+  /** Plain HTTP: the SDK alone, one query per prefix (the default) and `splitPrefixes: { http1: true }`. */
+  readonly http1SplitRows: readonly ManyKeysSplitRow[];
 }
 
 export interface ManyKeysOptions {
@@ -118,6 +132,8 @@ export interface ManyKeysOptions {
   readonly log?: (line: string) => void;
   /** Sizes of the HTTP/2 rows (none if absent). */
   readonly http2Sizes?: readonly number[];
+  /** Sizes of the plain-HTTP split rows (none if absent). */
+  readonly http1SplitSizes?: readonly number[];
 }
 
 export interface ManyKeysSettings {
@@ -125,14 +141,21 @@ export interface ManyKeysSettings {
   readonly sizes: readonly number[];
   /** Sizes of the HTTP/2 rows. */
   readonly http2Sizes: readonly number[];
+  /** Sizes of the plain-HTTP split rows (`splitPrefixes: { http1: true }` against the default). */
+  readonly http1SplitSizes: readonly number[];
   /** Measured changes per row. */
   readonly changes: number;
 }
 
 export function manyKeysSettings(quick: boolean): ManyKeysSettings {
   return quick
-    ? { sizes: [1, 100, 1000], http2Sizes: [1000], changes: 20 }
-    : { sizes: [1, 100, 1000, 10000], http2Sizes: [1000, 10000], changes: 50 };
+    ? { sizes: [1, 100, 1000], http2Sizes: [1000], http1SplitSizes: [1000], changes: 20 }
+    : {
+        sizes: [1, 100, 1000, 10000],
+        http2Sizes: [1000, 10000],
+        http1SplitSizes: [1000, 10000],
+        changes: 50,
+      };
 }
 
 /** Both agents: Consul's limit of connections per client (default 200) raised, as this case always had it. */
@@ -223,6 +246,23 @@ async function seed(
   }
 }
 
+/** A prefix of `size` keys written by `seedPrefix`: every key held by `holder`; `state` is what each shows now. */
+interface SeededPrefix {
+  readonly prefix: string;
+  readonly holder: string;
+  /** What each key shows now: the tag of its value, or null with no leader. */
+  readonly state: Map<string, string | null>;
+}
+
+/** Writes `fleet<size>/` with a new holder session. */
+async function seedPrefix(writer: Writer, size: number): Promise<SeededPrefix> {
+  const prefix = `fleet${size}/`;
+  const holder = await writer.session('holder');
+  const state = new Map<string, string | null>();
+  await seed(writer, prefix, size, holder, state);
+  return { prefix, holder, state };
+}
+
 export async function runManyKeys(
   sizes: readonly number[],
   changes: number,
@@ -233,6 +273,7 @@ export async function runManyKeys(
   const floor = new ManyKeysThread({ role: 'floor' });
   const sdk = new ManyKeysThread({ role: 'sdk', ...(options.sdk ? { sdk: options.sdk } : {}) });
   const rows: ManyKeysRow[] = [];
+  let http1SplitRows: ManyKeysSplitRow[] = [];
   let serial = 0;
   const nextTag = (): string => `t${(serial += 1)}`;
   try {
@@ -248,12 +289,12 @@ export async function runManyKeys(
       proxies.push(sdkProxy);
       await Promise.all([floor.loaded(READY_TIMEOUT_MS), sdk.loaded(READY_TIMEOUT_MS)]);
       log('many-keys: watcher threads loaded');
+      // The prefixes written so far, by size: the plain-HTTP split rows follow them again.
+      const seeded = new Map<number, SeededPrefix>();
       for (const size of sizes) {
-        const prefix = `fleet${size}/`;
-        const holder = await writer.session('holder');
-        // What each key shows now: the tag of its value, or null with no leader.
-        const state = new Map<string, string | null>();
-        await seed(writer, prefix, size, holder, state);
+        const seededPrefix = await seedPrefix(writer, size);
+        seeded.set(size, seededPrefix);
+        const { prefix, holder, state } = seededPrefix;
         log(`many-keys: ${size} keys written`);
         // One key through leader(key) is the baseline: the same writer, proxies and threads.
         const modes: readonly ManyKeysMode[] =
@@ -306,6 +347,16 @@ export async function runManyKeys(
           log(`many-keys: ${size} keys, ${mode}: done`);
         }
       }
+      if (options.http1SplitSizes?.length) {
+        http1SplitRows = await runHttp1Split(options.http1SplitSizes, changes, {
+          sdk,
+          writer,
+          agent,
+          seeded,
+          nextTag,
+          log,
+        });
+      }
     } finally {
       writer.close();
       await Promise.all(proxies.map((proxy) => proxy.close()));
@@ -315,7 +366,7 @@ export async function runManyKeys(
     const http2Rows = options.http2Sizes?.length
       ? await runHttp2(options.http2Sizes, changes, sdk, nextTag, log)
       : [];
-    return { rows, http2Rows };
+    return { rows, http2Rows, http1SplitRows };
   } finally {
     await Promise.all([floor.stop(), sdk.stop()]);
   }
@@ -331,8 +382,8 @@ async function runHttp2(
   sdk: ManyKeysThread,
   nextTag: () => string,
   log: (line: string) => void,
-): Promise<ManyKeysHttp2Row[]> {
-  const rows: ManyKeysHttp2Row[] = [];
+): Promise<ManyKeysSplitRow[]> {
+  const rows: ManyKeysSplitRow[] = [];
   const material = createTlsMaterial();
   try {
     const agent = await startTlsAgent(material, { hcl: AGENT_HCL });
@@ -351,7 +402,7 @@ async function runHttp2(
         const keys = [...state.keys()];
         log(`many-keys: ${size} keys written over HTTPS`);
         for (const mode of ['leaders(prefix)', 'leader(key) per key'] as const) {
-          const alone = async (split: boolean): Promise<Http2Measure> => {
+          const alone = async (split: boolean): Promise<SplitMeasure> => {
             const tcp = await startTcpProxy(agent.host, agent.port);
             try {
               const order: FollowOrder = {
@@ -362,8 +413,7 @@ async function runHttp2(
                 size,
                 http2: { ca: material.caPem, split },
               };
-              const label = `${size} keys over HTTPS, ${mode}, ${split ? 'split' : 'splitPrefixes: false'}`;
-              const measured = await measure(
+              return await measureAlone(
                 {
                   writer,
                   prefix,
@@ -371,34 +421,19 @@ async function runHttp2(
                   changes,
                   state,
                   nextTag,
-                  // Pairs on one key: a release, then a re-acquire (as many of each in every row).
-                  keyAt: (c) => (Math.floor(c / 2) * 7919) % size,
+                  keyAt: inPairs(size),
                   consulPid: agent.agent.process().pid,
-                  label,
+                  label: `${size} keys over HTTPS, ${mode}, ${split ? 'split' : 'splitPrefixes: false'}`,
                   log,
                 },
-                [
-                  {
-                    thread: sdk,
-                    order,
-                    requests: streamCounts,
-                    connections: () => ({ accepted: tcp.accepted(), open: tcp.open() }),
-                  },
-                ],
+                {
+                  thread: sdk,
+                  order,
+                  requests: streamCounts,
+                  connections: () => ({ accepted: tcp.accepted(), open: tcp.open() }),
+                },
+                keys,
               );
-              const [side] = measured.watchers;
-              if (!side) throw new Error('many-keys: the watcher is missing');
-              log(`many-keys: ${label}: done`);
-              return {
-                sdk: side.stats,
-                kvRequestsPerChange: side.requestsPerChange.kv,
-                sessionRequestsPerChange: side.requestsPerChange.session,
-                kvInFlight: side.kvInFlight,
-                connectionsAccepted: side.connections.accepted,
-                connectionsOpen: side.connections.open,
-                consulCpuMsPerChange: measured.consulCpuMsPerChange,
-                ...queriesOf(side.recursivePrefixes, keys, measured.keyOfChange),
-              };
             } finally {
               await tcp.close();
             }
@@ -419,13 +454,118 @@ async function runHttp2(
   return rows;
 }
 
+/** What runHttp1Split needs of runManyKeys's plain-HTTP run. */
+interface Http1SplitContext {
+  readonly sdk: ManyKeysThread;
+  readonly writer: Writer;
+  readonly agent: ConsulAgent;
+  /** Prefixes already written, by size (written here otherwise). */
+  readonly seeded: Map<number, SeededPrefix>;
+  readonly nextTag: () => string;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * The plain-HTTP split rows: on the plain-HTTP agent, the SDK thread alone,
+ * once with the default `splitPrefixes` (over plain HTTP, the prefix's one
+ * recursive query) and once with `splitPrefixes: { http1: true }`, each
+ * through its own counting proxy.
+ */
+async function runHttp1Split(
+  sizes: readonly number[],
+  changes: number,
+  context: Http1SplitContext,
+): Promise<ManyKeysSplitRow[]> {
+  const { sdk, writer, agent, seeded, nextTag, log } = context;
+  const rows: ManyKeysSplitRow[] = [];
+  for (const size of sizes) {
+    let written = seeded.get(size);
+    if (!written) {
+      written = await seedPrefix(writer, size);
+      seeded.set(size, written);
+      log(`many-keys: ${size} keys written`);
+    }
+    const { prefix, holder, state } = written;
+    const keys = [...state.keys()];
+    for (const mode of ['leaders(prefix)', 'leader(key) per key'] as const) {
+      const alone = async (split: boolean): Promise<SplitMeasure> => {
+        const proxy = await startProxy(agent);
+        try {
+          const counts = proxyCounts(proxy, prefix);
+          const measured = await measureAlone(
+            {
+              writer,
+              prefix,
+              holder,
+              changes,
+              state,
+              nextTag,
+              keyAt: inPairs(size),
+              consulPid: agent.process().pid,
+              label: `${size} keys over plain HTTP, ${mode}, ${split ? 'splitPrefixes: { http1: true }' : 'one query'}`,
+              log,
+            },
+            {
+              thread: sdk,
+              order: { kind: mode, host: proxy.host, port: proxy.port, prefix, size, http1Split: split },
+              requests: () => ({ ...counts(), recursivePrefixes: openRecursivePrefixes(proxy, prefix) }),
+              connections: proxyConnections(proxy),
+            },
+            keys,
+          );
+          log(
+            `many-keys: ${size} keys over plain HTTP, ${mode}, ${split ? 'split' : 'one query'}: ` +
+              `${measured.queryKeys.length} recursive queries open, ${measured.kvInFlight} KV reads in flight, ` +
+              `${measured.connectionsOpen} connections open, ${measured.connectionsAccepted} accepted`,
+          );
+          return measured;
+        } finally {
+          await proxy.close();
+        }
+      };
+      const whole = await alone(false);
+      const split = await alone(true);
+      rows.push({ keys: size, mode, changes, whole, split });
+    }
+  }
+  return rows;
+}
+
+/** Pairs of changes on one key: a release, then a re-acquire (as many of each in every measurement). */
+const inPairs =
+  (size: number) =>
+  (c: number): number =>
+    (Math.floor(c / 2) * 7919) % size;
+
+/** One SDK configuration followed alone on its thread: `measure` with one watcher, as a SplitMeasure. */
+async function measureAlone(
+  o: MeasureOptions,
+  watcher: Watcher,
+  keys: readonly string[],
+): Promise<SplitMeasure> {
+  const measured = await measure(o, [watcher]);
+  const [side] = measured.watchers;
+  if (!side) throw new Error('many-keys: the watcher is missing');
+  o.log(`many-keys: ${o.label}: done`);
+  return {
+    sdk: side.stats,
+    kvRequestsPerChange: side.requestsPerChange.kv,
+    sessionRequestsPerChange: side.requestsPerChange.session,
+    kvInFlight: side.kvInFlight,
+    connectionsAccepted: side.connections.accepted,
+    connectionsOpen: side.connections.open,
+    consulCpuMsPerChange: measured.consulCpuMsPerChange,
+    ...queriesOf(side.recursivePrefixes, keys, measured.keyOfChange),
+  };
+}
+
 /** Requests a watcher sent so far, and its KV reads waiting at Consul now. */
 interface RequestCounts {
   readonly kv: number;
   readonly session: number;
   readonly all: number;
   readonly kvInFlight: number;
-  /** The prefixes of its recursive KV reads waiting now, where known (HTTP/2 streams). */
+  /** The prefixes of its recursive KV reads waiting now, where known (HTTP/2 streams; the split rows' proxies). */
   readonly recursivePrefixes?: readonly string[];
 }
 
@@ -451,6 +591,24 @@ const proxyConnections = (proxy: ConsulProxy) => (): { accepted: number; open: n
   accepted: proxy.connectionsAccepted(),
   open: proxy.openConnections(),
 });
+
+/**
+ * The prefixes of the recursive reads under `prefix` that a counting proxy is
+ * holding now: of each path, the last request, if it has no answer yet (the
+ * proxy notes a status once the answer is sent; an aborted read is followed by
+ * a later one of the same path).
+ */
+function openRecursivePrefixes(proxy: ConsulProxy, prefix: string): string[] {
+  const last = new Map<string, ProxiedRequest>();
+  for (const request of proxy.requests) {
+    if (request.path.startsWith(`/v1/kv/${prefix}`) && request.query.has('recurse')) {
+      last.set(request.path, request);
+    }
+  }
+  return [...last].flatMap(([path, request]) =>
+    request.status === undefined ? [path.slice('/v1/kv/'.length)] : [],
+  );
+}
 
 /** The HTTP/2 streams the thread's SDK opened (over TLS, no proxy sees them). */
 const streamCounts = ({ streams }: ManyKeysUsage): RequestCounts => ({

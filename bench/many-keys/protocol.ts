@@ -35,6 +35,12 @@ export interface FollowOrder {
   readonly size: number;
   /** Over HTTPS with `http2: true` (SDK only); plain HTTP without. */
   readonly http2?: Http2Order;
+  /**
+   * Plain HTTP only (SDK only): `splitPrefixes: { http1: true }`, a big prefix
+   * as sub-prefix queries on a connection each; without it the default
+   * `splitPrefixes`, which over plain HTTP keeps the prefix's one recursive query.
+   */
+  readonly http1Split?: boolean;
 }
 
 /**

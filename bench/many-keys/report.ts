@@ -4,10 +4,10 @@ import { markdownTable, ms, signed } from '../report.js';
 import { medianPairedDelta, percentile, summarize } from '../stats.js';
 import {
   CHANGE_TIMEOUT_MS,
-  type Http2Measure,
-  type ManyKeysHttp2Row,
   type ManyKeysResult,
   type ManyKeysRow,
+  type ManyKeysSplitRow,
+  type SplitMeasure,
   WARMUP_CHANGES,
 } from './case.js';
 
@@ -35,14 +35,14 @@ export function figures(row: ManyKeysRow): ManyKeysFigures {
   };
 }
 
-/** p50, p90, p99 of one HTTP/2 measurement's latencies (ms). */
-export interface Http2Figures {
+/** p50, p90, p99 of one measurement's latencies (ms), with one query or split. */
+export interface SplitFigures {
   readonly p50: number | undefined;
   readonly p90: number | undefined;
   readonly p99: number | undefined;
 }
 
-export function http2Figures(measure: Http2Measure): Http2Figures {
+export function splitFigures(measure: SplitMeasure): SplitFigures {
   const sorted = [...measure.sdk.latencies.values()].sort((a, b) => a - b);
   if (sorted.length === 0) return { p50: undefined, p90: undefined, p99: undefined };
   return { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99) };
@@ -53,16 +53,18 @@ const cell = (x: number | undefined, fmt: (x: number) => string = ms): string =>
 const one = (x: number): string => x.toFixed(1);
 
 /** The largest clock offset between the main thread and a watcher thread over every row, ms. */
-export function largestClockOffset({ rows, http2Rows }: ManyKeysResult): number {
+export function largestClockOffset({ rows, http2Rows, http1SplitRows }: ManyKeysResult): number {
   return Math.max(
     0,
     ...rows.flatMap((r) => [r.floor.clock.offsetMs, r.sdk.clock.offsetMs].map(Math.abs)),
-    ...http2Rows.flatMap((r) => [r.whole.sdk.clock.offsetMs, r.split.sdk.clock.offsetMs].map(Math.abs)),
+    ...[...http2Rows, ...http1SplitRows].flatMap((r) =>
+      [r.whole.sdk.clock.offsetMs, r.split.sdk.clock.offsetMs].map(Math.abs),
+    ),
   );
 }
 
 /** `whole / split` of a figure of both measurements. */
-const pair = (row: ManyKeysHttp2Row, figure: (m: Http2Measure) => string): string =>
+const pair = (row: ManyKeysSplitRow, figure: (m: SplitMeasure) => string): string =>
   `${figure(row.whole)} / ${figure(row.split)}`;
 
 /** How many recursive queries and the keys under each: `1 (10000)`, `60 (1–111–1111)` (min–median–max). */
@@ -77,7 +79,7 @@ function queriesCell(queryKeys: readonly number[]): string {
 }
 
 /** Split latencies grouped by the keys of the query each change woke: keys, n, p50, p90, max. */
-function byWokenQuery(measure: Http2Measure): (readonly [number, number, number, number, number])[] {
+function byWokenQuery(measure: SplitMeasure): (readonly [number, number, number, number, number])[] {
   const groups = new Map<number, number[]>();
   for (const [change, latency] of measure.sdk.latencies) {
     const keys = measure.wokenQueryKeys.get(change) ?? Number.NaN;
@@ -99,7 +101,15 @@ function byWokenQuery(measure: Http2Measure): (readonly [number, number, number,
     });
 }
 
-function http2Tables(http2Rows: readonly ManyKeysHttp2Row[]): {
+/**
+ * The tables of rows measured with one query and split: over HTTPS with
+ * `http2` (its connections, those its TCP pass-through accepted), or over plain
+ * HTTP with `http1` (open at the end and accepted, at its counting proxy).
+ */
+function splitTables(
+  splitRows: readonly ManyKeysSplitRow[],
+  transport: 'http2' | 'http1',
+): {
   latency: string;
   byQuery: string;
   work: string;
@@ -119,10 +129,10 @@ function http2Tables(http2Rows: readonly ManyKeysHttp2Row[]): {
       'spread p99−p50 one query / split',
       'missed one query / split',
     ],
-    http2Rows.map((r) => {
-      const whole = http2Figures(r.whole);
-      const split = http2Figures(r.split);
-      const spread = (f: Http2Figures): number | undefined =>
+    splitRows.map((r) => {
+      const whole = splitFigures(r.whole);
+      const split = splitFigures(r.split);
+      const spread = (f: SplitFigures): number | undefined =>
         f.p50 === undefined || f.p99 === undefined ? undefined : f.p99 - f.p50;
       return [
         String(r.keys),
@@ -152,12 +162,14 @@ function http2Tables(http2Rows: readonly ManyKeysHttp2Row[]): {
       'session requests / change one query / split',
       'KV reads in flight one query / split',
       'recursive queries (keys each: min–median–max) one query / split',
-      'connections accepted one query / split',
+      ...(transport === 'http2'
+        ? ['connections accepted one query / split']
+        : ['connections open at the end one query / split', 'connections accepted one query / split']),
       'SDK CPU ms / change one query / split',
       'run-queue wait ms / change one query / split',
       'Consul CPU ms / change one query / split',
     ],
-    http2Rows.map((r) => [
+    splitRows.map((r) => [
       String(r.keys),
       r.mode,
       pair(r, (m) => m.sdk.firstLoadMs.toFixed(0)),
@@ -165,11 +177,15 @@ function http2Tables(http2Rows: readonly ManyKeysHttp2Row[]): {
       pair(r, (m) => m.sessionRequestsPerChange.toFixed(2)),
       pair(r, (m) => String(m.kvInFlight)),
       pair(r, (m) => queriesCell(m.queryKeys)),
-      pair(r, (m) =>
-        m.connectionsOpen === m.connectionsAccepted
-          ? String(m.connectionsAccepted)
-          : `${m.connectionsAccepted} (${m.connectionsOpen} open at the end)`,
-      ),
+      ...(transport === 'http2'
+        ? [
+            pair(r, (m) =>
+              m.connectionsOpen === m.connectionsAccepted
+                ? String(m.connectionsAccepted)
+                : `${m.connectionsAccepted} (${m.connectionsOpen} open at the end)`,
+            ),
+          ]
+        : [pair(r, (m) => String(m.connectionsOpen)), pair(r, (m) => String(m.connectionsAccepted))]),
       pair(r, (m) => cell(m.sdk.perChange.cpuMs, one)),
       pair(r, (m) => cell(m.sdk.perChange.runQueueMs, one)),
       pair(r, (m) => cell(m.consulCpuMsPerChange, one)),
@@ -177,7 +193,7 @@ function http2Tables(http2Rows: readonly ManyKeysHttp2Row[]): {
   );
   const byQuery = markdownTable(
     ['keys', 'followed through', 'keys under the woken query', 'n', 'p50', 'p90', 'max'],
-    http2Rows.flatMap((r) =>
+    splitRows.flatMap((r) =>
       byWokenQuery(r.split).map(([keys, n, p50, p90, max]) => [
         String(r.keys),
         r.mode,
@@ -192,8 +208,62 @@ function http2Tables(http2Rows: readonly ManyKeysHttp2Row[]): {
   return { latency, byQuery, work };
 }
 
+/** `n` things, spelled with its plural when not 1. */
+const count = (n: number, thing: string, things = `${thing}s`): string =>
+  `${n.toLocaleString('en-US')} ${n === 1 ? thing : things}`;
+
+/** `labels` joined, or "every row" when they are all of `total`. */
+const whichRows = (labels: readonly string[], total: number): string =>
+  labels.length === total && total > 1 ? 'every row' : labels.join(', ');
+
+/**
+ * What `http1: true` cost in connections, as measured: those open at the end
+ * (its sub-prefix queries, the `?keys` query, idle keep-alive ones) and those
+ * accepted from the first read, against one query; rows with the same figures together.
+ */
+function http1Costs(splitRows: readonly ManyKeysSplitRow[]): string {
+  const open = new Map<string, string[]>();
+  const accepted = new Map<number, string[]>();
+  for (const { keys, mode, whole, split } of splitRows) {
+    const label = `${keys.toLocaleString('en-US')} keys through \`${mode}\``;
+    const queries = split.queryKeys.length;
+    const extra = split.connectionsOpen - queries - 1;
+    const inFlight =
+      split.kvInFlight === queries
+        ? `${split.kvInFlight} KV reads in flight: the \`?keys\` query was between two reads`
+        : `${split.kvInFlight} KV reads in flight`;
+    const held =
+      extra >= 0
+        ? `${split.connectionsOpen} = ${queries} for the sub-prefix queries + 1 for the \`?keys\` query + ` +
+          `${count(extra, 'idle keep-alive one')} (${inFlight})`
+        : `${split.connectionsOpen} for ${count(queries, 'sub-prefix query', 'sub-prefix queries')} (${inFlight})`;
+    const withHeld = `${held}, against ${whole.connectionsOpen} with one query`;
+    open.set(withHeld, [...(open.get(withHeld) ?? []), label]);
+    const more = split.connectionsAccepted - whole.connectionsAccepted;
+    accepted.set(more, [
+      ...(accepted.get(more) ?? []),
+      `${split.connectionsAccepted} against ${whole.connectionsAccepted} through \`${mode}\` at ${keys.toLocaleString('en-US')} keys`,
+    ]);
+  }
+  const total = splitRows.length;
+  const atEnd = [...open].map(([held, labels]) => `${held} (${whichRows(labels, total)})`).join('; ');
+  const fromFirst = [...accepted]
+    .map(([more, rows]) => `${more.toLocaleString('en-US')} more than with one query (${rows.join(', ')})`)
+    .join('; ');
+  const perKeyFirst = splitRows.some(
+    (r) => r.mode === 'leader(key) per key' && r.whole.connectionsAccepted > r.whole.connectionsOpen,
+  );
+  return (
+    `What \`http1: true\` cost in connections (the SDK's, at its proxy): open at the end, ${atEnd}. ` +
+    `Accepted from the first read, ${fromFirst}` +
+    (perKeyFirst
+      ? '; `leader(key) per key` accepts more with one query too: its first keys are read one by one until they coalesce.'
+      : '.')
+  );
+}
+
 export function renderManyKeysSection(result: ManyKeysResult, changes: number): string {
-  const { rows, http2Rows } = result;
+  const { rows, http2Rows, http1SplitRows } = result;
   const latency = markdownTable(
     [
       'keys',
@@ -251,7 +321,8 @@ export function renderManyKeysSection(result: ManyKeysResult, changes: number): 
       cell(r.consulCpuMsPerChange, one),
     ]),
   );
-  const http2 = http2Rows.length > 0 ? http2Tables(http2Rows) : undefined;
+  const http2 = http2Rows.length > 0 ? splitTables(http2Rows, 'http2') : undefined;
+  const http1 = http1SplitRows.length > 0 ? splitTables(http1SplitRows, 'http1') : undefined;
   const sizes = (list: readonly number[]): string => {
     const names = [...new Set(list)].map((n) => n.toLocaleString('en-US'));
     return names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : (names[0] ?? '');
@@ -299,6 +370,24 @@ export function renderManyKeysSection(result: ManyKeysResult, changes: number): 
           '',
         ]
       : []),
+    ...(http1
+      ? [
+          `Over plain HTTP with \`splitPrefixes: { http1: true }\` (${sizes(http1SplitRows.map((r) => r.keys))} keys): after the rows above, on the same`,
+          'agent and prefixes, the SDK alone (no floor) on the same SDK thread. Each size and way of following is measured',
+          'twice, one after the other: with the default `splitPrefixes` ("one query": over plain HTTP the prefix\'s one',
+          'recursive query, as above) and with `splitPrefixes: { http1: true }` ("split": once an answer of the prefix',
+          'holds 512 keys or more, up to 16 recursive queries on sub-prefixes plus the `?keys` query, each request on',
+          "a connection of its own: Node's `http` agent opens a socket per request in flight). Each measurement has its",
+          'own counting proxy (`test/support/proxy.ts`), which counts the requests and the connections it accepts (from',
+          'the first read to the end) and holds open at the end; the recursive queries are the reads the proxy holds',
+          'after the changes (of each path, the last request, with no answer yet). The changes come in pairs on one',
+          "key, as over HTTPS, and Consul's CPU per change is the write and that one configuration's answers. The",
+          "agent's `limits.http_max_conns_per_client` is raised to 5000 in this case (Consul's default is 200 for every",
+          'process of a host together); Consul sees the proxy, which opens a connection upstream per request in flight too.',
+          http1Costs(http1SplitRows),
+          '',
+        ]
+      : []),
     "Latency is from the moment the write is sent to each one's report of that key, timestamped in its",
     "own thread (`performance.timeOrigin + performance.now()`; each thread's clock differed from the main",
     `thread's by at most ${largestClockOffset(result).toFixed(3)} ms). With \`leaders(prefix)\` the timestamp is taken when the map is emitted;`,
@@ -332,6 +421,22 @@ export function renderManyKeysSection(result: ManyKeysResult, changes: number): 
           '### HTTPS with `http2: true`: work per change, one query / split',
           '',
           http2.work,
+        ]
+      : []),
+    ...(http1
+      ? [
+          '',
+          "### Plain HTTP, `splitPrefixes: { http1: true }`: latency from the write to the key's report (ms), one query and split",
+          '',
+          http1.latency,
+          '',
+          '### Plain HTTP, `splitPrefixes: { http1: true }`: latency by the size of the query the change woke (ms)',
+          '',
+          http1.byQuery,
+          '',
+          '### Plain HTTP, `splitPrefixes: { http1: true }`: work per change, one query / split',
+          '',
+          http1.work,
         ]
       : []),
   ].join('\n');

@@ -3,16 +3,17 @@
  * row, or as its BENCHMARKS.md section (`pnpm bench -- --case many-keys` writes it).
  */
 import { manyKeysSettings, runManyKeys } from './case.js';
-import { figures, http2Figures, largestClockOffset, renderManyKeysSection } from './report.js';
+import { figures, largestClockOffset, renderManyKeysSection, splitFigures } from './report.js';
 
 const quick = process.argv.includes('--quick');
 const markdown = process.argv.includes('--markdown');
-const { sizes, http2Sizes, changes } = manyKeysSettings(quick);
+const { sizes, http2Sizes, http1SplitSizes, changes } = manyKeysSettings(quick);
 const t0 = Date.now();
 const fixed = (x: number | undefined, digits = 2): string =>
   x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits);
 const result = await runManyKeys(sizes, changes, {
   http2Sizes,
+  http1SplitSizes,
   log: (line) => console.error(`[bench] ${((Date.now() - t0) / 1000).toFixed(1)} s: ${line}`),
 });
 console.error(`[bench] ${((Date.now() - t0) / 1000).toFixed(1)} s: many-keys: finished`);
@@ -37,15 +38,27 @@ for (const row of result.rows) {
     ].join(' | '),
   );
 }
-for (const row of result.http2Rows) {
+const splitRows = [
+  ...result.http2Rows.map((row) => ({
+    row,
+    over: 'over HTTPS, http2',
+    names: ['splitPrefixes: false', 'split'],
+  })),
+  ...result.http1SplitRows.map((row) => ({
+    row,
+    over: 'over plain HTTP',
+    names: ['one query', 'splitPrefixes: { http1: true }'],
+  })),
+];
+for (const { row, over, names } of splitRows) {
   for (const [name, m] of [
-    ['splitPrefixes: false', row.whole],
-    ['split', row.split],
+    [names[0], row.whole],
+    [names[1], row.split],
   ] as const) {
-    const f = http2Figures(m);
+    const f = splitFigures(m);
     console.log(
       [
-        `${row.keys} keys over HTTPS, http2`,
+        `${row.keys} keys ${over}`,
         row.mode,
         name,
         `p50 ${fixed(f.p50)} p90 ${fixed(f.p90)} p99 ${fixed(f.p99)} ms`,
@@ -54,6 +67,9 @@ for (const row of result.http2Rows) {
         `KV req/change ${fixed(m.kvRequestsPerChange)}`,
         `session req/change ${fixed(m.sessionRequestsPerChange)}`,
         `KV in flight ${m.kvInFlight}`,
+        ...(result.http1SplitRows.includes(row)
+          ? [`recursive queries ${m.queryKeys.length} (keys ${m.queryKeys.join(',')})`]
+          : []),
         `connections accepted ${m.connectionsAccepted} (open ${m.connectionsOpen})`,
         `CPU SDK ${fixed(m.sdk.perChange.cpuMs, 1)} Consul ${fixed(m.consulCpuMsPerChange, 1)} ms/change`,
         `run queue SDK ${fixed(m.sdk.perChange.runQueueMs, 1)} ms/change`,

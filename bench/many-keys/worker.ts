@@ -2,11 +2,12 @@
  * Entry of a case 3 watcher thread: follows the keys of one prefix at a time
  * (on `follow`, until `unfollow`) with the floor (floor.ts) or the SDK
  * (`leaders(prefix)`, or one `leader(key)` per key, on a new
- * `createLeaderDiscovery` each time: over plain HTTP, or over HTTPS with
- * `http2: true`), posts what changed with its timestamp (`now()` of
- * bench/clock.ts, in this thread), answers clock pings and usage queries (CPU,
- * and the HTTP/2 streams the SDK opened: h2-streams.ts), and stops on request
- * (bench/thread.ts). Loaded through tsx by threads.ts.
+ * `createLeaderDiscovery` each time: over plain HTTP, maybe with
+ * `splitPrefixes: { http1: true }`, or over HTTPS with `http2: true`), posts
+ * what changed with its timestamp (`now()` of bench/clock.ts, in this thread),
+ * answers clock pings and usage queries (CPU, and the HTTP/2 streams the SDK
+ * opened: h2-streams.ts), and stops on request (bench/thread.ts). Loaded
+ * through tsx by threads.ts.
  */
 import { workerData } from 'node:worker_threads';
 import type { Subscription } from 'rxjs';
@@ -42,7 +43,7 @@ const sdk: typeof Sdk | undefined =
   init.role === 'sdk' ? await import(init.sdk ?? '@consul-leader/discovery') : undefined;
 
 /** Starts following `order`; returns how to stop. */
-function follow({ kind, host, port: consulPort, prefix, size, http2 }: FollowOrder): () => void {
+function follow({ kind, host, port: consulPort, prefix, size, http2, http1Split }: FollowOrder): () => void {
   const keys = Array.from({ length: size }, (_, i) => keyOf(prefix, i));
   // Views are posted in one message per turn of the event loop (a first load reports every key).
   let pending: KeyView[] = [];
@@ -79,7 +80,10 @@ function follow({ kind, host, port: consulPort, prefix, size, http2 }: FollowOrd
           http2: true,
           ...(http2.split ? {} : { splitPrefixes: false }),
         }
-      : { consul: { host, port: consulPort } },
+      : {
+          consul: { host, port: consulPort },
+          ...(http1Split === true ? { splitPrefixes: { http1: true } } : {}),
+        },
   );
   const subscriptions: Subscription[] = [];
   started = now();

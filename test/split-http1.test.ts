@@ -135,6 +135,11 @@ describe('splitPrefixes over HTTP/1.1', () => {
       return planned.length >= 2 && counting.inFlight(`/v1/kv/${prefix}`) === planned.length + 1;
     });
     expect(planned.length).toBeLessThanOrEqual(16);
+    // They go on from the whole read's index: no sub-prefix or key list is read again before it blocks.
+    const keyList = counting.requests.filter((r) => r.path === `/v1/kv/${prefix}` && r.query.has('keys'));
+    expect(leafReads(counting.requests, prefix).filter((r) => !r.query.has('index'))).toEqual([]);
+    expect(keyList.filter((r) => !r.query.has('index'))).toEqual([]);
+    expect(wholeReads(counting.requests, prefix)).toHaveLength(1);
     // One per blocking query, and the keep-alive pool's idle one (the reads made before the split).
     expect(counting.openConnections()).toBeGreaterThanOrEqual(planned.length + 1);
     expect(counting.openConnections()).toBeLessThanOrEqual(planned.length + 2);

@@ -54,7 +54,7 @@ import {
 } from './leader/reads.js';
 import { SessionDirectory } from './leader/session-directory.js';
 import { KEY_LIST_WAKEUPS, type SplitPrefixOptions, splitPrefixQuery } from './leader/split-prefix.js';
-import { type BlockingQueryEvent, blockingQuery } from './watch/blocking-query.js';
+import { type BlockingQueryEvent, type BlockingQueryOptions, blockingQuery } from './watch/blocking-query.js';
 import { PendingReads } from './watch/pending-reads.js';
 import { type RetryingReadEvent, retryingRead } from './watch/retrying-read.js';
 import { ConsulTransport } from './wire/transport.js';
@@ -340,14 +340,14 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const recursiveQuery = (
     scope: ReadScope,
     reader: KvListReader,
-    beforeNextRead?: () => Promise<void> | undefined,
+    more: Pick<BlockingQueryOptions<unknown>, 'beforeNextRead' | 'startIndex'> = {},
   ): Observable<ListEvent> =>
     blockingQuery({
       send: (index, signal) => sendKvRead(transport, scope, index, signal, true),
       read: (res) => reader.read(res),
       retry: defaults.retry,
       idleWakeups: defaults.idleWakeups,
-      ...(beforeNextRead ? { beforeNextRead } : {}),
+      ...more,
     });
 
   // One recursive blocking query per prefix and read scope.
@@ -357,7 +357,8 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
       const reader = new KvListReader(scope.key);
       const joins = new PendingReads();
       const directory = directoryOf(scope);
-      const whole = (): Observable<ListEvent> => recursiveQuery(scope, reader, () => joins.settled());
+      const whole = (): Observable<ListEvent> =>
+        recursiveQuery(scope, reader, { beforeNextRead: () => joins.settled() });
       const events = followPrefix(scope.key, {
         kv$: split ? splitPrefixQuery(splitOptionsOf(split, scope, whole, () => joins.settled())) : whole(),
         session: sessionOf(scope, joins, directory),
@@ -379,13 +380,15 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   ): SplitPrefixOptions => ({
     prefix: scope.key,
     whole,
-    leaf: (prefix, seed) => recursiveQuery({ ...scope, key: prefix }, new KvListReader(prefix, seed)),
-    keys: () =>
+    leaf: (prefix, seed, startIndex) =>
+      recursiveQuery({ ...scope, key: prefix }, new KvListReader(prefix, seed), { startIndex }),
+    keys: (startIndex) =>
       blockingQuery({
         send: (index, signal) => sendKvKeysRead(transport, scope, index, signal),
         read: readKvKeys,
         retry: defaults.retry,
         idleWakeups: KEY_LIST_WAKEUPS,
+        startIndex,
       }),
     minKeys,
     limits: { maxLeaves: maxQueries, minLeafKeys: MIN_LEAF_KEYS },

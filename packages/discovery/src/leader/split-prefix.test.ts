@@ -35,8 +35,12 @@ const lost = (attempt: number): Extract<ListEvent, { type: 'error' }> => ({
 /** The split over hand-fed queries: the whole prefix, each leaf, the key list. */
 function split(beforeNextEmit?: () => Promise<void> | undefined) {
   const whole: Subject<ListEvent>[] = [];
-  const leaves = new Map<string, { events: Subject<ListEvent>; seed: ReadonlyMap<string, KvEntry> }>();
+  const leaves = new Map<
+    string,
+    { events: Subject<ListEvent>; seed: ReadonlyMap<string, KvEntry>; startIndex: bigint }
+  >();
   const keys: Subject<BlockingQueryEvent<readonly string[]>>[] = [];
+  const keysStartIndexes: bigint[] = [];
   const events: ListEvent[] = [];
   const subscription = splitPrefixQuery({
     prefix: 'p/',
@@ -45,12 +49,13 @@ function split(beforeNextEmit?: () => Promise<void> | undefined) {
       whole.push(subject);
       return subject;
     },
-    leaf: (prefix, seed) => {
+    leaf: (prefix, seed, startIndex) => {
       const events = new Subject<ListEvent>();
-      leaves.set(prefix, { events, seed });
+      leaves.set(prefix, { events, seed, startIndex });
       return events;
     },
-    keys: () => {
+    keys: (startIndex) => {
+      keysStartIndexes.push(startIndex);
       const subject = new Subject<BlockingQueryEvent<readonly string[]>>();
       keys.push(subject);
       return subject;
@@ -61,7 +66,7 @@ function split(beforeNextEmit?: () => Promise<void> | undefined) {
   }).subscribe((event) => events.push(event));
   const answer = (subject: Subject<ListEvent> | undefined, list: readonly KvEntry[], index = 10n) =>
     subject?.next({ type: 'result', value: KeyedList.of(list), meta: meta(index) });
-  return { whole, leaves, keys, events, answer, subscription };
+  return { whole, leaves, keys, keysStartIndexes, events, answer, subscription };
 }
 
 const four = [entry('p/a/1'), entry('p/a/2'), entry('p/b/1'), entry('p/b/2')];
@@ -82,6 +87,9 @@ describe('splitPrefixQuery', () => {
     expect([...s.leaves.keys()]).toEqual(['p/a', 'p/b']);
     const a = s.leaves.get('p/a');
     expect([...(a?.seed.values() ?? [])]).toEqual([four[0], four[1]]);
+    // The leaves and the key list go on from the whole answer's index: nothing is read twice.
+    expect([...s.leaves.values()].map((leaf) => leaf.startIndex)).toEqual([10n, 10n]);
+    expect(s.keysStartIndexes).toEqual([10n]);
     // A leaf's first answer with the seed's own objects changes nothing.
     s.answer(a?.events, [four[0] as KvEntry, four[1] as KvEntry], 11n);
     await turn();

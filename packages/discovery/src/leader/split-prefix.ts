@@ -33,10 +33,14 @@ export interface SplitPrefixOptions {
   readonly prefix: string;
   /** The prefix's own blocking query (`?recurse`). */
   readonly whole: () => Observable<ListEvent>;
-  /** A leaf's blocking query; `seed` holds its entries from the whole answer, to be reused while unchanged. */
-  readonly leaf: (prefix: string, seed: ReadonlyMap<string, KvEntry>) => Observable<ListEvent>;
+  /**
+   * A leaf's blocking query; `seed` holds its entries from the whole answer, to
+   * be reused while unchanged, and `index` is that answer's: the leaf blocks on
+   * it from its first read (nothing to read again).
+   */
+  readonly leaf: (prefix: string, seed: ReadonlyMap<string, KvEntry>, index: bigint) => Observable<ListEvent>;
   /** The blocking query of the prefix's keys (`?keys`). */
-  readonly keys: () => Observable<BlockingQueryEvent<readonly string[]>>;
+  readonly keys: (index: bigint) => Observable<BlockingQueryEvent<readonly string[]>>;
   /** Split once the prefix holds this many keys. */
   readonly minKeys: number;
   readonly limits: PlanLimits;
@@ -171,7 +175,7 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
       hold();
       leaves.forEach((leaf, position) => {
         subscription.add(
-          options.leaf(leaf, lists[position] as KeyedList<KvEntry>).subscribe((event) => {
+          options.leaf(leaf, lists[position] as KeyedList<KvEntry>, wholeMeta.index).subscribe((event) => {
             if (subscription.closed) return;
             if (event.type === 'error') return fail(position, event);
             const next = KeyedList.from(event.value);
@@ -191,7 +195,7 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
         );
       });
       subscription.add(
-        options.keys().subscribe((event) => {
+        options.keys(wholeMeta.index).subscribe((event) => {
           if (subscription.closed) return;
           if (event.type === 'error') return fail(-1, event);
           if (answered(-1)) emit();

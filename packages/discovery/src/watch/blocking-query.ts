@@ -35,6 +35,13 @@ export interface BlockingQueryOptions<T> {
    * emitted result: the reads that join that result go first.
    */
   readonly beforeNextRead?: () => Promise<void> | undefined;
+  /**
+   * The index of an answer already read that this query continues (a split
+   * prefix's sub-prefix queries continue the whole prefix's read): the first
+   * read blocks on it instead of reading again what was just read. Reads after
+   * a failure start plain, as always.
+   */
+  readonly startIndex?: bigint;
 }
 
 export type BlockingQueryEvent<T> =
@@ -50,8 +57,9 @@ export type BlockingQueryEvent<T> =
 
 /**
  * Follows one Consul read as a blocking query, until unsubscribed:
- * - the first read, and the first after any failure, is non-blocking, so a
- *   restarted agent whose index went back is seen at once;
+ * - the first read (unless it continues `startIndex`), and the first after
+ *   any failure, is non-blocking, so a restarted agent whose index went back
+ *   is seen at once;
  * - each answer's `X-Consul-Index` goes through `nextIndex` (reset when it
  *   goes backwards, never block on 0); an answer that fails `read` or lacks a
  *   valid index is an error, and its index is never adopted;
@@ -72,7 +80,7 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
     const bucket = new TokenBucket(options.idleWakeups.burst, options.idleWakeups.perSecond);
 
     const run = async (): Promise<void> => {
-      let index = NO_INDEX;
+      let index = options.startIndex === undefined ? NO_INDEX : nextIndex(NO_INDEX, options.startIndex);
       let lastEmitted: ConsulResponse | undefined;
       let failures = 0;
       while (!signal.aborted) {

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, it, expect } from 'vitest';
 import {
   ConsulHttpError,
@@ -73,6 +75,27 @@ describe('error classes', () => {
       message: 'x',
       status: 200,
     });
+  });
+
+  it('keeps nothing alive of the code that made it (V8 holds captured frames until the stack is read)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // An invalid value found while mapping a prefix's answer, its cause (JSON.parse's error) made
+    // there too: the answer must not live on in the state that keeps the error.
+    const made = (): { answer: WeakRef<object[]>; error: InvalidDescriptorError } => {
+      const answer = Array.from({ length: 1000 }, (_, i) => ({ key: `k${i}` }));
+      const cause = [answer].map(() => new SyntaxError('not JSON'))[0];
+      const [error] = answer
+        .slice(0, 1)
+        .map(() => [answer].map(() => new InvalidDescriptorError('bad', [], { cause }))[0]);
+      return { answer: new WeakRef(answer), error: error as InvalidDescriptorError };
+    };
+    const { answer, error } = made();
+    // A WeakRef holds its target until the end of the current job.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(answer.deref()).toBeUndefined();
+    expect(error.stack).toContain('InvalidDescriptorError: bad');
   });
 
   it('carries descriptor issues', () => {

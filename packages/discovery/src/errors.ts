@@ -25,6 +25,11 @@ export abstract class LeaderDiscoveryError extends Error implements ErrorInfo {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     if (options?.status !== undefined) this.status = options.status;
+    // V8 keeps each captured frame's receiver (an array being mapped, a reader) until the stack
+    // is first read: read it now (and the cause's), or an error kept in a state keeps past
+    // answers alive with it.
+    void this.stack;
+    if (options?.cause instanceof Error) void options.cause.stack;
   }
 
   /** A plain `{ code, message, status? }`, for logs and JSON. */

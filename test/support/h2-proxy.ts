@@ -21,6 +21,8 @@ export interface H2Proxy {
   readonly port: number;
   /** Paths (with query) of the streams received. */
   readonly paths: string[];
+  /** Paths of the streams received and not closed yet (a stream is listed before `rule` sees it). */
+  openStreams(): string[];
   rule: ((path: string) => H2Fault) | undefined;
   /** Sends GOAWAY on every client connection and drops them, streams in flight included. */
   goAway(): void;
@@ -43,6 +45,7 @@ export async function startH2Proxy(
     return upstream;
   };
   const sessions = new Set<http2.ServerHttp2Session>();
+  const open = new Set<{ readonly path: string }>();
   const server = http2.createSecureServer({ cert: cert.cert, key: cert.key });
   server.on('session', (session) => {
     sessions.add(session);
@@ -52,6 +55,7 @@ export async function startH2Proxy(
   const proxy: H2Proxy = {
     port: 0,
     paths: [],
+    openStreams: () => [...open].map((stream) => stream.path),
     rule: undefined,
     goAway: () => {
       for (const session of sessions) {
@@ -70,6 +74,9 @@ export async function startH2Proxy(
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     stream.on('error', () => undefined);
     const path = String(headers[':path']);
+    const entry = { path };
+    open.add(entry);
+    stream.once('close', () => open.delete(entry));
     proxy.paths.push(path);
     const fault = proxy.rule?.(path);
     if (fault === 'reset') {

@@ -19,6 +19,7 @@ import {
 } from '@consul-leader/discovery';
 import { acquire, createSession, release } from './support/contender.js';
 import { type H2Proxy, startH2Proxy } from './support/h2-proxy.js';
+import { type KvRead, kvRead } from './support/kv-read.js';
 import { delay, record, until } from './support/recorder.js';
 import { type TcpProxy, startTcpProxy } from './support/tcp-proxy.js';
 import {
@@ -144,24 +145,6 @@ async function seed(prefix: string, session: string, to: number, from = 0): Prom
 /** How many of keys `0` … `count - 1` have a leader after `seed`. */
 const leadersSeeded = (count: number): number =>
   Array.from({ length: count }, (_, i) => i).filter((i) => i % 10 !== 9 && i !== 5).length;
-
-interface KvRead {
-  readonly key: string;
-  readonly recurse: boolean;
-  readonly keys: boolean;
-  readonly blocking: boolean;
-}
-
-function kvRead(path: string): KvRead | undefined {
-  const url = new URL(path, 'https://proxy');
-  if (!url.pathname.startsWith('/v1/kv/')) return undefined;
-  return {
-    key: decodeURIComponent(url.pathname.slice('/v1/kv/'.length)),
-    recurse: url.searchParams.has('recurse'),
-    keys: url.searchParams.has('keys'),
-    blocking: url.searchParams.has('index'),
-  };
-}
 
 /** The reads of `prefix` among `paths`: whole (`?recurse` of the prefix), its key list, and its leaves. */
 function readsOf(paths: readonly string[], prefix: string) {

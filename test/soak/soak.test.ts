@@ -19,16 +19,9 @@ import { type ConsulAgent, startConsulAgent } from '../../scripts/consul-agent.j
 import { consulClient } from '../support/contender.js';
 import { type ConsulProxy, type ProxiedRequest, startProxy } from '../support/proxy.js';
 import { delay } from '../support/recorder.js';
+import { intEnv, leftBehind, mb, settledHeap, until } from './harness.js';
 import { type Kind, Tracker, spread } from './trackers.js';
 import { FLIP_OPS, type FinalState, type FlipOp, KeyWriter, readFinalState, rng } from './writer.js';
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer`);
-  return value;
-}
 
 const FLIPS = intEnv('SOAK_FLIPS', 2000);
 const SUBSCRIBERS = intEnv('SOAK_SUBSCRIBERS', 300);
@@ -63,36 +56,7 @@ const maxInFlight = new Map<string, number>();
 const kvPath = (key: string): string => `/v1/kv/${key}`;
 const kvGets = (key: string, from = 0): ProxiedRequest[] =>
   proxy.requests.slice(from).filter((r) => r.method === 'GET' && r.path === kvPath(key));
-const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const log = (...lines: string[]): void => console.log(lines.map((l) => `[soak] ${l}`).join('\n'));
-
-function gc(): void {
-  if (!globalThis.gc) throw new Error('run with --expose-gc (vitest.soak.config.ts sets execArgv)');
-  globalThis.gc();
-}
-
-async function settledHeap(): Promise<number> {
-  for (let i = 0; i < 3; i += 1) {
-    gc();
-    await delay(50);
-  }
-  gc();
-  return process.memoryUsage().heapUsed;
-}
-
-function countOf(list: readonly string[], name: string): number {
-  return list.filter((r) => r === name).length;
-}
-
-/** Waits until `check` holds; false when the deadline passed first (the caller asserts). */
-async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await delay(25);
-  }
-  return true;
-}
 
 beforeAll(async () => {
   agent = await startConsulAgent();
@@ -397,19 +361,7 @@ describe('soak: leadership flips at full speed, hundreds of subscribers', () => 
     proxyClosed = true;
     writer.destroy();
 
-    const noSockets = await until(
-      () => countOf(process.getActiveResourcesInfo(), 'TCPSocketWrap') === 0,
-      10_000,
-    );
-    // Timers: no more than before createLeaderDiscovery(), within 2 s of close(). (vitest's own
-    // throttled task-update timer comes and goes within 100 ms; an SDK timer left behind, such as a
-    // request's timeout of 10 s or 69 s or a retry's sleep of up to 5 s, would still be there.)
-    const timersGone = await until(
-      () => countOf(process.getActiveResourcesInfo(), 'Timeout') <= countOf(baseline.resources, 'Timeout'),
-      Math.max(0, 2_000 - (performance.now() - closedAt)),
-    );
-    const resources = process.getActiveResourcesInfo();
-    const heapAfter = await settledHeap();
+    const { noSockets, timersGone, resources, heapAfter } = await leftBehind(baseline.resources, closedAt);
     log(
       `after close(): ${summary.subscribers} subscribers completed, ${summary.requests} proxied requests in all`,
       `heap: before createLeaderDiscovery() ${mb(baseline.heapUsed)}, after close() ${mb(heapAfter)}, growth ${mb(heapAfter - baseline.heapUsed)} (limit ${mb(HEAP_GROWTH_LIMIT)})`,

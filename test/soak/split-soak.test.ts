@@ -32,7 +32,9 @@ import {
 } from '@consul-leader/discovery';
 import { acquire, createSession, destroySession, put, release } from '../support/contender.js';
 import { type H2Proxy, startH2Proxy } from '../support/h2-proxy.js';
+import { type KvRead, kvRead } from '../support/kv-read.js';
 import { delay } from '../support/recorder.js';
+import { intEnv, leftBehind, mb, settledHeap, until } from './harness.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
 import {
   HTTPS_PORT,
@@ -43,14 +45,6 @@ import {
 } from '../support/tls.js';
 import { spread } from './trackers.js';
 import { rng } from './writer.js';
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer`);
-  return value;
-}
 
 /** Below this many keys the prefix would hardly split into several leaves. */
 const MIN_KEYS = 128;
@@ -90,7 +84,6 @@ type Node = z.infer<typeof Node>;
 
 const width = Math.max(3, String(KEYS - 1).length);
 const keyOf = (i: number): string => `${PREFIX}svc-${String(i).padStart(width, '0')}/leader`;
-const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const log = (...lines: string[]): void => console.log(lines.map((l) => `[split-soak] ${l}`).join('\n'));
 const base64 = (text: string): string => Buffer.from(text).toString('base64');
 
@@ -111,32 +104,6 @@ let violationCount = 0;
 function violation(message: string): void {
   violationCount += 1;
   if (violations.length < 20) violations.push(message);
-}
-
-function gc(): void {
-  if (!globalThis.gc) throw new Error('run with --expose-gc (vitest.soak.config.ts sets execArgv)');
-  globalThis.gc();
-}
-
-async function settledHeap(): Promise<number> {
-  for (let i = 0; i < 3; i += 1) {
-    gc();
-    await delay(50);
-  }
-  gc();
-  return process.memoryUsage().heapUsed;
-}
-
-const countOf = (list: readonly string[], name: string): number => list.filter((r) => r === name).length;
-
-/** Waits until `check` holds; false when the deadline passed first (the caller asserts). */
-async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await delay(25);
-  }
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -892,24 +859,6 @@ function leaderInspector(label: string): Inspector<Leader<Node> | null> {
 // What the proxies saw
 // ---------------------------------------------------------------------------------------------
 
-interface KvRead {
-  readonly key: string;
-  readonly recurse: boolean;
-  readonly keys: boolean;
-  readonly blocking: boolean;
-}
-
-function kvRead(path: string): KvRead | undefined {
-  const url = new URL(path, 'https://proxy');
-  if (!url.pathname.startsWith('/v1/kv/')) return undefined;
-  return {
-    key: decodeURIComponent(url.pathname.slice('/v1/kv/'.length)),
-    recurse: url.searchParams.has('recurse'),
-    keys: url.searchParams.has('keys'),
-    blocking: url.searchParams.has('index'),
-  };
-}
-
 interface Streams {
   readonly total: number;
   /** The prefix read whole (`?recurse` on it). */
@@ -1311,17 +1260,7 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
     await h2.close();
     agent.writer.destroy();
 
-    const noSockets = await until(
-      () => countOf(process.getActiveResourcesInfo(), 'TCPSocketWrap') === 0,
-      10_000,
-    );
-    // Timers: no more than before createLeaderDiscovery(), within 2 s of close() (see soak.test.ts).
-    const timersGone = await until(
-      () => countOf(process.getActiveResourcesInfo(), 'Timeout') <= countOf(baseline.resources, 'Timeout'),
-      Math.max(0, 2_000 - (performance.now() - closedAt)),
-    );
-    const resources = process.getActiveResourcesInfo();
-    const heapAfter = await settledHeap();
+    const { noSockets, timersGone, resources, heapAfter } = await leftBehind(baseline.resources, closedAt);
     log(
       `after close(): ${summary.subscribers} subscribers completed, ${summary.streams} HTTP/2 streams in all`,
       `heap: before createLeaderDiscovery() ${mb(baseline.heapUsed)}, after close() ${mb(heapAfter)}, growth ${mb(heapAfter - baseline.heapUsed)} (limit ${mb(HEAP_GROWTH_LIMIT)})`,

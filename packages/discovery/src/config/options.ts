@@ -94,7 +94,8 @@ export interface LeaderDiscoveryOptions {
    * sub-prefixes, side by side on the one connection, plus one query of its
    * key list: a change to one key wakes a query of a few dozen keys instead of
    * the whole prefix's answer. Subscribers see the same emissions. `false`
-   * keeps one recursive query per prefix.
+   * keeps one recursive query per prefix; `http1: true` splits over HTTP/1.1
+   * too, with a connection per query.
    */
   readonly splitPrefixes?: false | SplitPrefixesOption;
   /** The environment to read `CONSUL_*` variables from. Default `process.env`. */

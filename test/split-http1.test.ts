@@ -169,6 +169,23 @@ describe('splitPrefixes over HTTP/1.1', () => {
     expect(splitMaps.values.at(-1)?.get(keyOf(prefix, 42))?.session.id).toBe(next);
   });
 
+  it("sub-prefix queries block on their own index: none is read again plain, through wait time-outs and others' writes", async () => {
+    const { prefix } = await seededPrefix(100);
+    // Writes elsewhere move Consul's index past the prefix's own.
+    for (let i = 0; i < 20; i += 1) await writer.kv.set(`${prefix}-elsewhere/${i}`, 'x');
+    const counting = await proxy();
+    const split = open(counting, { wait: '1s', splitPrefixes: { minKeys: 20, http1: true } });
+    const maps = record(split.leaders(prefix, { schema: Node }));
+    await until('all leaders', () => maps.values.at(-1)?.size === 100);
+    await delay(3_500);
+    const reads = leafReads(counting.requests, prefix);
+    expect(new Set(reads.map((r) => r.path)).size).toBeGreaterThanOrEqual(2);
+    // Each sub-prefix query timed out at least twice, and went on blocking where it was.
+    expect(reads.length).toBeGreaterThan(2 * new Set(reads.map((r) => r.path)).size);
+    expect(reads.filter((r) => !r.query.has('index'))).toEqual([]);
+    expect(maps.values).toHaveLength(1);
+  });
+
   it('maxQueries bounds the connections', async () => {
     const { prefix } = await seededPrefix(300);
     const counting = await proxy();

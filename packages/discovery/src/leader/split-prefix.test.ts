@@ -87,13 +87,22 @@ describe('splitPrefixQuery', () => {
     expect([...s.leaves.keys()]).toEqual(['p/a', 'p/b']);
     const a = s.leaves.get('p/a');
     expect([...(a?.seed.values() ?? [])]).toEqual([four[0], four[1]]);
-    // The leaves and the key list go on from the whole answer's index: nothing is read twice.
-    expect([...s.leaves.values()].map((leaf) => leaf.startIndex)).toEqual([10n, 10n]);
-    expect(s.keysStartIndexes).toEqual([10n]);
     // A leaf's first answer with the seed's own objects changes nothing.
     s.answer(a?.events, [four[0] as KvEntry, four[1] as KvEntry], 11n);
     await turn();
     expect(s.events).toHaveLength(1);
+  });
+
+  it("starts each leaf blocking on its entries' last write, and the key list on the whole answer's index", () => {
+    const s = split();
+    s.answer(
+      s.whole[0],
+      [entry('p/a/1', 3n), entry('p/a/2', 7n), entry('p/b/1', 2n), entry('p/b/2', 5n)],
+      9n,
+    );
+    // Consul's index of a sub-prefix is its last write (or a later delete under it), not the prefix's.
+    expect([...s.leaves.values()].map((leaf) => leaf.startIndex)).toEqual([7n, 5n]);
+    expect(s.keysStartIndexes).toEqual([9n]);
   });
 
   it('emits the leaves laid end to end on a change, sharing the index while the keys stay', async () => {

@@ -35,11 +35,14 @@ export interface SplitPrefixOptions {
   readonly whole: () => Observable<ListEvent>;
   /**
    * A leaf's blocking query; `seed` holds its entries from the whole answer, to
-   * be reused while unchanged, and `index` is that answer's: the leaf blocks on
-   * it from its first read (nothing to read again).
+   * be reused while unchanged, and `index` is their highest ModifyIndex, which
+   * the leaf blocks on from its first read instead of reading them again.
+   * Consul's index of a prefix is that, or a later delete's under it (then that
+   * first read returns at once): the whole answer's index would be too high,
+   * and the leaf's first wake-up would see its index go back.
    */
   readonly leaf: (prefix: string, seed: ReadonlyMap<string, KvEntry>, index: bigint) => Observable<ListEvent>;
-  /** The blocking query of the prefix's keys (`?keys`). */
+  /** The blocking query of the prefix's keys (`?keys`), from the whole answer's index (the same as the key list's). */
   readonly keys: (index: bigint) => Observable<BlockingQueryEvent<readonly string[]>>;
   /** Split once the prefix holds this many keys. */
   readonly minKeys: number;
@@ -65,6 +68,13 @@ function sameKeys(a: KeyedList<KvEntry>, b: KeyedList<KvEntry>): boolean {
   if (a.list.length !== b.list.length) return false;
   for (let i = 0; i < a.list.length; i++) if (a.list[i]?.key !== b.list[i]?.key) return false;
   return true;
+}
+
+/** The highest ModifyIndex of `entries` (0n for none). */
+function lastWrite(entries: readonly KvEntry[] | undefined): bigint {
+  let last = 0n;
+  for (const entry of entries ?? []) if (entry.modifyIndex > last) last = entry.modifyIndex;
+  return last;
 }
 
 /**
@@ -175,23 +185,25 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
       hold();
       leaves.forEach((leaf, position) => {
         subscription.add(
-          options.leaf(leaf, lists[position] as KeyedList<KvEntry>, wholeMeta.index).subscribe((event) => {
-            if (subscription.closed) return;
-            if (event.type === 'error') return fail(position, event);
-            const next = KeyedList.from(event.value);
-            const previous = lists[position] as KeyedList<KvEntry>;
-            const leaderNews = event.meta.knownLeader !== meta.knownLeader;
-            meta = event.meta;
-            indexes[position] = event.meta.index;
-            const recovered = answered(position);
-            if (sameEntries(previous, next)) {
-              if (recovered || leaderNews) emit();
-              return;
-            }
-            if (!sameKeys(previous, next)) combinedIndex = undefined;
-            lists[position] = next;
-            emit();
-          }),
+          options
+            .leaf(leaf, lists[position] as KeyedList<KvEntry>, lastWrite(slices[position]))
+            .subscribe((event) => {
+              if (subscription.closed) return;
+              if (event.type === 'error') return fail(position, event);
+              const next = KeyedList.from(event.value);
+              const previous = lists[position] as KeyedList<KvEntry>;
+              const leaderNews = event.meta.knownLeader !== meta.knownLeader;
+              meta = event.meta;
+              indexes[position] = event.meta.index;
+              const recovered = answered(position);
+              if (sameEntries(previous, next)) {
+                if (recovered || leaderNews) emit();
+                return;
+              }
+              if (!sameKeys(previous, next)) combinedIndex = undefined;
+              lists[position] = next;
+              emit();
+            }),
         );
       });
       subscription.add(

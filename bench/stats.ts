@@ -1,4 +1,5 @@
 /** Order statistics of latency samples (milliseconds). */
+import { rng } from '../test/support/rng.js';
 
 export interface Summary {
   readonly n: number;
@@ -46,18 +47,6 @@ export function medianPairedDelta(
   );
 }
 
-/** A small seeded generator (mulberry32): the same data gives the same bootstrap interval. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface Interval {
   /** The statistic on the whole sample. */
   readonly estimate: number;
@@ -89,7 +78,7 @@ export function p50DifferenceInterval(
       50,
     );
   const estimate = p50(pairs.map(([x]) => x)) - p50(pairs.map(([, y]) => y));
-  const random = seeded(pairs.length);
+  const random = rng(pairs.length);
   const differences: number[] = [];
   const xs = new Array<number>(pairs.length);
   const ys = new Array<number>(pairs.length);

@@ -6,17 +6,7 @@
 import type Consul from 'consul';
 import { acquire, createSession, destroySession, release } from '../support/contender.js';
 
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed with SOAK_SEED. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../support/rng.js';
 
 export type FlipOp =
   /** A session that never held the key acquires it (the key was free or missing). */

@@ -13,11 +13,15 @@
  * of HTTP/2 streams, and nothing left behind by `close()`.
  *
  * Knobs (environment): SOAK_SPLIT_KEYS (600 keys to start with), SOAK_SPLIT_FLIPS
- * (6000 writes that change the prefix), SOAK_SEED (random; printed, to replay a run).
+ * (6000 writes that change the prefix), SOAK_SEED (random; printed, to replay a run),
+ * SOAK_SPLIT_HTTP1=1 (the same soak over plain HTTP/1.1 with `splitPrefixes.http1`).
  *
  * SDK → test/support/tcp-proxy.ts (counts connections) → test/support/h2-proxy.ts
- * (records each stream's path, counts open streams) → agent. The writers talk
- * to the agent directly.
+ * (records each stream's path, counts open streams) → agent. With SOAK_SPLIT_HTTP1=1,
+ * a plain-HTTP agent instead, SDK → test/support/proxy.ts (records each request,
+ * counts connections and requests in flight) → agent: each sub-prefix query on a
+ * connection of its own, a bounded number of KV reads in flight and of connections
+ * (split-transport.ts holds what differs). The writers talk to the agent directly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Consul from 'consul';
@@ -31,18 +35,10 @@ import {
   createLeaderDiscovery,
 } from '@consul-leader/discovery';
 import { acquire, createSession, destroySession, put, release } from '../support/contender.js';
-import { type H2Proxy, startH2Proxy } from '../support/h2-proxy.js';
 import { type KvRead, kvRead } from '../support/kv-read.js';
 import { delay } from '../support/recorder.js';
 import { intEnv, leftBehind, mb, settledHeap, until } from './harness.js';
-import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
-import {
-  HTTPS_PORT,
-  type TlsAgent,
-  type TlsMaterial,
-  createTlsMaterial,
-  startTlsAgent,
-} from '../support/tls.js';
+import { type SplitTransport, startHttp1Transport, startHttp2Transport } from './split-transport.js';
 import { spread } from './trackers.js';
 import { rng } from './writer.js';
 
@@ -51,6 +47,9 @@ const MIN_KEYS = 128;
 const KEYS = Math.max(MIN_KEYS, intEnv('SOAK_SPLIT_KEYS', 600));
 const FLIPS = intEnv('SOAK_SPLIT_FLIPS', 6000);
 const SEED = intEnv('SOAK_SEED', Math.floor(Math.random() * 2 ** 31));
+/** `SOAK_SPLIT_HTTP1=1`: plain HTTP/1.1 with `splitPrefixes.http1` instead of HTTPS with `http2`. */
+const HTTP1 = intEnv('SOAK_SPLIT_HTTP1', 0) === 1;
+const TRANSPORT = HTTP1 ? 'HTTP/1.1' : 'HTTP/2';
 const random = rng(SEED);
 
 const PREFIX = 'soaksplit/';
@@ -60,13 +59,6 @@ const SPLIT = { minKeys: 64, maxQueries: 16 } as const;
 const WRITERS = 6;
 /** Share of the writes that create a key (mostly outside the current plan's leaves). */
 const CREATE_RATE = 0.03;
-/**
- * HTTP/2 streams open at once beyond the leaves' queries: the key list's query, the session
- * reads joining one answer (at most 4 `/v1/session/info`, or one `/v1/session/list`), the
- * prefix's whole read when it is planned anew, and 2 for streams that have answered but whose
- * end the proxy has not handled yet when the next read arrives.
- */
-const STREAM_SLACK = 8;
 /** Keys of the prefix followed one by one with leader() (32 or more: they coalesce into its query). */
 const LEADER_KEYS = 40;
 const CONVERGE_TIMEOUT_MS = 30_000;
@@ -87,16 +79,11 @@ const keyOf = (i: number): string => `${PREFIX}svc-${String(i).padStart(width, '
 const log = (...lines: string[]): void => console.log(lines.map((l) => `[split-soak] ${l}`).join('\n'));
 const base64 = (text: string): string => Buffer.from(text).toString('base64');
 
-let material: TlsMaterial;
-let agent: TlsAgent;
-let h2: H2Proxy;
-let tcp: TcpProxy;
+let transport: SplitTransport;
 let discovery: LeaderDiscovery;
 let writers: KeyWriter[] = [];
 let subscribers: Subscriber[] = [];
 const baseline = { heapUsed: 0, resources: [] as string[] };
-/** Most HTTP/2 streams open at once at the proxy, seen as each stream arrived: their paths. */
-let streamPeak: readonly string[] = [];
 /** What the per-emission checks found (the first few), and how many in all. */
 const violations: string[] = [];
 let violationCount = 0;
@@ -871,6 +858,8 @@ interface Streams {
   readonly single: number;
   readonly sessionReads: number;
   readonly other: number;
+  /** Leaf and key list reads without `?index` (each goes on from the whole read's index: none expected). */
+  readonly unblocked: number;
   /** The distinct leaves read after each whole read without an index: one list per plan (none if empty). */
   readonly plans: readonly (readonly string[])[];
   readonly leaves: ReadonlySet<string>;
@@ -885,6 +874,7 @@ function streamsOf(paths: readonly string[]): Streams {
     single: 0,
     sessionReads: 0,
     other: 0,
+    unblocked: 0,
   };
   const plans: Set<string>[] = [];
   let plan = new Set<string>();
@@ -899,6 +889,9 @@ function streamsOf(paths: readonly string[]): Streams {
       counts.other += 1;
       continue;
     }
+    const keyList = read.key === PREFIX && read.keys;
+    const leaf = read.key !== PREFIX && read.recurse;
+    if ((keyList || leaf) && !read.blocking) counts.unblocked += 1;
     if (read.key === PREFIX && read.keys) counts.keyList += 1;
     else if (read.key === PREFIX && read.recurse) {
       counts.whole += 1;
@@ -940,45 +933,30 @@ function describeStreams(paths: readonly string[]): string {
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  material = createTlsMaterial();
-  agent = await startTlsAgent(material);
-  h2 = await startH2Proxy(material, agent.host, HTTPS_PORT);
-  tcp = await startTcpProxy(agent.host, h2.port);
-  h2.rule = () => {
-    // The new stream is already listed when the rule runs.
-    const open = h2.openStreams();
-    if (open.length > streamPeak.length) streamPeak = open;
-    return undefined;
-  };
+  transport = await (HTTP1 ? startHttp1Transport : startHttp2Transport)(SPLIT, describeStreams);
   writers = Array.from(
     { length: WRITERS },
-    (_, w) => new KeyWriter(agent.writer, w, rng(SEED + 7919 * (w + 1))),
+    (_, w) => new KeyWriter(transport.writer, w, rng(SEED + 7919 * (w + 1))),
   );
-  await seed(agent.writer, writers);
+  await seed(transport.writer, writers);
   baseline.heapUsed = await settledHeap();
   baseline.resources = process.getActiveResourcesInfo();
-  discovery = createLeaderDiscovery({
-    consul: { host: agent.host, port: tcp.port, secure: true, ca: material.caPem },
-    http2: true,
-    splitPrefixes: SPLIT,
-  });
+  discovery = createLeaderDiscovery(transport.options);
   log(
-    `seed ${SEED} (SOAK_SEED), keys ${KEYS} (SOAK_SPLIT_KEYS), flips ${FLIPS} (SOAK_SPLIT_FLIPS), ${WRITERS} writers, splitPrefixes ${JSON.stringify(SPLIT)}`,
+    `mode ${transport.mode} (SOAK_SPLIT_HTTP1=${HTTP1 ? 1 : 0}): ${transport.description}`,
+    `seed ${SEED} (SOAK_SEED), keys ${KEYS} (SOAK_SPLIT_KEYS), flips ${FLIPS} (SOAK_SPLIT_FLIPS), ${WRITERS} writers, splitPrefixes ${JSON.stringify(transport.options.splitPrefixes)}`,
     `heap before createLeaderDiscovery(): ${mb(baseline.heapUsed)}`,
   );
 }, 60_000);
 
 afterAll(async () => {
   discovery?.close();
-  await tcp?.close();
-  await h2?.close();
-  await agent?.destroy();
-  material?.remove();
+  await transport?.destroy();
 });
 
-describe('soak: a split prefix over HTTP/2, written at full speed', () => {
+describe(`soak: a split prefix over ${TRANSPORT}, written at full speed`, () => {
   it(
-    `${FLIPS} writes over ${KEYS}+ keys of ${PREFIX}, followed as sub-prefixes on one connection`,
+    `${FLIPS} writes over ${KEYS}+ keys of ${PREFIX}, followed as sub-prefixes ${HTTP1 ? 'on a connection each' : 'on one connection'}`,
     async () => {
       const leadersOf = (): Observable<LeadersMap> => discovery.leaders(PREFIX, { schema: Node });
       const statesOf = (): Observable<StatesMap> => discovery.watchLeaders(PREFIX, { schema: Node });
@@ -1110,9 +1088,10 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
 
       // Warm-up: the first map, then the split (every leaf and the key list have a blocking read out).
       const ready = await until(() => {
-        const streams = streamsOf(h2.paths);
+        const paths = transport.paths();
+        const streams = streamsOf(paths);
         const plan = streams.plans.at(-1) ?? [];
-        const reads = h2.paths.map(kvRead);
+        const reads = paths.map(kvRead);
         const blocking = (check: (r: KvRead) => boolean): boolean =>
           reads.some((r) => r !== undefined && r.blocking && check(r));
         return (
@@ -1122,9 +1101,9 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
           plan.every((leaf) => blocking((r) => r.key === leaf && r.recurse))
         );
       }, 20_000);
-      expect(ready, `the prefix split: ${JSON.stringify(streamsOf(h2.paths).plans)}`).toBe(true);
-      const warm = streamsOf(h2.paths);
-      const warmMark = h2.paths.length;
+      expect(ready, `the prefix split: ${JSON.stringify(streamsOf(transport.paths()).plans)}`).toBe(true);
+      const warm = streamsOf(transport.paths());
+      const warmMark = transport.requestCount();
       const firstLeaves = warm.plans.at(-1) ?? [];
 
       // The writes: every writer as fast as Consul acknowledges, until FLIPS writes in all.
@@ -1148,7 +1127,7 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
       for (const action of afterWrites) action();
       for (const subscriber of all) subscriber.subscribe();
 
-      const final = await readFinalState(agent.writer);
+      const final = await readFinalState(transport.writer);
       const converged = await until(() => all.every((s) => s.mismatch(final) === null), CONVERGE_TIMEOUT_MS);
       const convergeSeconds = (performance.now() - writesDone) / 1000;
       // Quiet period: nothing more may arrive.
@@ -1157,12 +1136,13 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
       const totalSeconds = (performance.now() - started) / 1000;
       const lateEmissions = all.filter((s, i) => s.emissions !== emissionsBefore[i]);
       // Consul did not change meanwhile (nothing else writes under the prefix).
-      const after = await readFinalState(agent.writer);
+      const after = await readFinalState(transport.writer);
       expect(after.keys, 'Consul changed during the quiet period').toEqual(final.keys);
 
       // The report.
-      const streams = streamsOf(h2.paths);
-      const steady = streamsOf(h2.paths.slice(warmMark));
+      const paths = transport.paths();
+      const streams = streamsOf(paths);
+      const steady = streamsOf(paths.slice(warmMark));
       const flips = writers.reduce((s, w) => s + w.flips, 0);
       const created = writers.flatMap((w) => w.newKeys);
       const outside = created.filter((key) => !firstLeaves.some((leaf) => key.startsWith(leaf)));
@@ -1175,7 +1155,7 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
         `mix: ${OPS.map((op) => `${op} ${writers.reduce((s, w) => s + w.counts[op], 0)}`).join(', ')}`,
         `keys: ${KEYS} at first, ${created.length} created (${outside.length} outside the first plan's leaves), ${final.keys.length} at the end, ${final.leaders} with a leader`,
         `plans: ${plans.length} (re-plans ${Math.max(0, streams.plansStarted - 1)}); leaves per plan: ${plans.map((p) => p.length).join(' ')}; distinct leaves ${streams.leaves.size}`,
-        `streams: ${streams.total} in all (whole ${streams.whole}, leaves ${streams.leafReads}, key list ${streams.keyList}, single keys ${streams.single}, sessions ${streams.sessionReads}, other ${streams.other}); at most ${streamPeak.length} open at once (${describeStreams(streamPeak)}; limit ${SPLIT.maxQueries} + ${STREAM_SLACK}); TCP connections ${tcp.accepted()}`,
+        `${transport.unit}: ${streams.total} in all (whole ${streams.whole}, leaves ${streams.leafReads}, key list ${streams.keyList}, single keys ${streams.single}, sessions ${streams.sessionReads}, other ${streams.other}); ${transport.report(streams)}`,
         `subscribers: ${all.length}; emissions: ${kinds.map((k) => `${k}() ${emissionsOf(k)}`).join(', ')}; per leaders() subscribed once: ${spread(all.filter((s) => s.kind === 'leaders' && s.subscriptions === 1).map((s) => s.emissions))}`,
         `every subscriber agreed with Consul ${convergeSeconds.toFixed(2)} s after the last write (then ${QUIET_MS / 1000} s quiet); ${totalSeconds.toFixed(1)} s from the first write`,
       );
@@ -1200,9 +1180,9 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
         'subscribers that saw Consul unreachable',
       ).toEqual([]);
 
-      // One TCP connection to Consul for every query, all along.
-      expect(tcp.accepted(), 'TCP connections the SDK opened').toBe(1);
-      expect(tcp.open()).toBe(1);
+      // HTTP/2: one TCP connection for every query, a bounded number of streams at once.
+      // HTTP/1.1: a bounded number of KV reads in flight at once, and of connections.
+      transport.checkRun(streams);
       // The prefix was really split, into disjoint leaves, at most maxQueries per plan.
       expect(streams.leaves.size, 'distinct sub-prefixes read').toBeGreaterThan(1);
       for (const plan of plans) {
@@ -1217,11 +1197,6 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
       }
       // The leader() keys were served from the prefix's queries: none read on its own after the warm-up.
       expect(steady.single, 'reads of single keys after the warm-up').toBe(0);
-      // Streams at once: the leaves, the key list, the session reads of one answer, a whole read.
-      expect(
-        streamPeak.length,
-        `HTTP/2 streams open at once: ${describeStreams(streamPeak)}: ${streamPeak.join(' ')}`,
-      ).toBeLessThanOrEqual(SPLIT.maxQueries + STREAM_SLACK);
     },
     SOAK_TIMEOUT_MS,
   );
@@ -1229,24 +1204,18 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
   it('close(): every stream completes, no socket or timer is left, the heap returns near its start', async () => {
     expect(subscribers.filter((s) => s.completed).map((s) => s.id)).toEqual([]);
     expect(subscribers.every((s) => s.subscribed)).toBe(true);
-    expect(tcp.open()).toBe(1);
-    expect(h2.openStreams().length).toBeGreaterThan(0);
+    transport.checkBeforeClose();
 
     discovery.close();
     const closedAt = performance.now();
     expect(subscribers.filter((s) => !s.completed).map((s) => s.id)).toEqual([]);
-    const streamsClosed = await until(() => h2.openStreams().length === 0 && tcp.open() === 0, 10_000);
-    expect(
-      streamsClosed,
-      `after close(): HTTP/2 streams still open ${JSON.stringify(h2.openStreams())}, TCP connections still open ${tcp.open()}`,
-    ).toBe(true);
-    // Nothing retries after close(): no new stream, no new connection, even when the prefix changes.
-    const streams = h2.paths.length;
+    await transport.checkClosed();
+    // Nothing retries after close(): no new request, no new connection, even when the prefix changes.
+    const streams = transport.requestCount();
     const writer = writers[0] as KeyWriter;
     await writer.flip();
     await delay(300);
-    expect(h2.paths.length, 'streams opened after close()').toBe(streams);
-    expect(tcp.accepted(), 'TCP connections after close()').toBe(1);
+    transport.checkNothingAfterClose(streams);
 
     // Drop what the test itself holds and close its own sockets (proxies, the writers' client),
     // so what remains open or allocated is the SDK's.
@@ -1254,15 +1223,11 @@ describe('soak: a split prefix over HTTP/2, written at full speed', () => {
     for (const s of subscribers) s.release();
     subscribers = [];
     writers = [];
-    h2.paths.length = 0;
-    h2.rule = undefined;
-    await tcp.close();
-    await h2.close();
-    agent.writer.destroy();
+    await transport.releaseOwn();
 
     const { noSockets, timersGone, resources, heapAfter } = await leftBehind(baseline.resources, closedAt);
     log(
-      `after close(): ${summary.subscribers} subscribers completed, ${summary.streams} HTTP/2 streams in all`,
+      `after close(): ${summary.subscribers} subscribers completed, ${summary.streams} ${TRANSPORT} ${transport.unit} in all`,
       `heap: before createLeaderDiscovery() ${mb(baseline.heapUsed)}, after close() ${mb(heapAfter)}, growth ${mb(heapAfter - baseline.heapUsed)} (limit ${mb(HEAP_GROWTH_LIMIT)})`,
       `active resources before: ${JSON.stringify(baseline.resources)}`,
       `active resources after:  ${JSON.stringify(resources)}`,

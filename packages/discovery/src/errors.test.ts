@@ -98,6 +98,18 @@ describe('error classes', () => {
     expect(error.stack).toContain('InvalidDescriptorError: bad');
   });
 
+  it("is made even when a user's Error.prepareStackTrace throws", () => {
+    const prepare = Error.prepareStackTrace;
+    Error.prepareStackTrace = () => {
+      throw new Error('broken hook');
+    };
+    try {
+      expect(new InvalidDescriptorError('bad', []).code).toBe('INVALID_DESCRIPTOR');
+    } finally {
+      Error.prepareStackTrace = prepare;
+    }
+  });
+
   it('carries descriptor issues', () => {
     const issues = [{ code: 'invalid_type', message: 'expected string', path: ['host'] }];
     expect(new InvalidDescriptorError('bad', issues).issues).toBe(issues);

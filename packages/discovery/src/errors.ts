@@ -27,9 +27,14 @@ export abstract class LeaderDiscoveryError extends Error implements ErrorInfo {
     if (options?.status !== undefined) this.status = options.status;
     // V8 keeps each captured frame's receiver (an array being mapped, a reader) until the stack
     // is first read: read it now (and the cause's), or an error kept in a state keeps past
-    // answers alive with it.
-    void this.stack;
-    if (options?.cause instanceof Error) void options.cause.stack;
+    // answers alive with it. A user's Error.prepareStackTrace that throws must not make the
+    // SDK throw instead of reporting.
+    try {
+      void this.stack;
+      if (options?.cause instanceof Error) void options.cause.stack;
+    } catch {
+      // The stack stays unread: only memory is at stake.
+    }
   }
 
   /** A plain `{ code, message, status? }`, for logs and JSON. */

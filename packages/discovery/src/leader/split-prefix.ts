@@ -1,7 +1,8 @@
 /**
- * A big prefix followed as many small recursive queries at once (`http2`:
- * they share one connection), so that a change to one key of 10,000 wakes a
- * query of about a hundred keys and not the prefix's whole answer.
+ * A big prefix followed as many small recursive queries at once (with
+ * `http2` they share one connection; with `splitPrefixes.http1` each holds its
+ * own), so that a change to one key of 10,000 wakes a query of about a hundred
+ * keys and not the prefix's whole answer.
  *
  * The prefix is first read whole (`?recurse`); once it holds `minKeys` keys,
  * it is split into leaves (prefix-plan.ts), each followed by its own blocking
@@ -42,7 +43,7 @@ export interface SplitPrefixOptions {
    * and the leaf's first wake-up would see its index go back.
    */
   readonly leaf: (prefix: string, seed: ReadonlyMap<string, KvEntry>, index: bigint) => Observable<ListEvent>;
-  /** The blocking query of the prefix's keys (`?keys`), from the whole answer's index (the same as the key list's). */
+  /** The blocking query of the prefix's keys (`?keys`), from the whole answer's index: Consul gives the key list the same one. */
   readonly keys: (index: bigint) => Observable<BlockingQueryEvent<readonly string[]>>;
   /** Split once the prefix holds this many keys. */
   readonly minKeys: number;

@@ -31,7 +31,7 @@ import {
   parseDiscoveryOptions,
   resolveDiscoveryDefaults,
 } from './config/options.js';
-import { DiscoveryClosedError, type LeaderDiscoveryError } from './errors.js';
+import { DiscoveryClosedError, type LeaderDiscoveryError, asLeaderError } from './errors.js';
 import { followKey } from './leader/follow-key.js';
 import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
 import { leaderOf, leadersOf } from './leader/leader-of.js';
@@ -182,7 +182,9 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const defaults: ResolvedDiscoveryOptions = resolveDiscoveryDefaults(opts);
   const setup = setUpClients(opts);
   const transport = new ConsulTransport(setup.clients, undefined, { http2: opts.http2 === true });
-  const closing = new AbortController();
+  // current()'s reads in flight, each with its own signal: one signal shared by every call
+  // would collect a listener per parallel call (Node warns past 10).
+  const reads = new Set<AbortController>();
   const streams = new Map<string, Observable<unknown>>();
   const coalesce = resolveCoalesce(opts.coalesce);
   const groups = coalesce ? new KeyGroups(coalesce.minKeys) : undefined;
@@ -446,7 +448,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     ]) + streamId;
 
   const watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>> => {
-    const call = parseCallOptions<T>(key, options);
+    const call = parseCallOptions<T>('key', key, options);
     if (closed) return EMPTY;
     const scope = scopeOf(key, call);
     const id = scopeId('key', scope);
@@ -461,7 +463,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   };
 
   const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> => {
-    const call = parseCallOptions<T>(key, options);
+    const call = parseCallOptions<T>('key', key, options);
     if (closed) return EMPTY;
     const after = nullAfterMs(call);
     const scope = scopeOf(key, call);
@@ -518,7 +520,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   };
 
   const watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {
-    const call = parseCallOptions<T>(prefix, options);
+    const call = parseCallOptions<T>('prefix', prefix, options);
     if (closed) return EMPTY;
     return shared(pipelineId('watchPrefix', scopeId('prefix', scopeOf(prefix, call)), call), () =>
       prefixStates(prefix, call),
@@ -529,7 +531,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     prefix: string,
     options?: LeaderOptions<T>,
   ): Observable<ReadonlyMap<string, LeaderState<T>>> => {
-    const call = parseCallOptions<T>(prefix, options);
+    const call = parseCallOptions<T>('prefix', prefix, options);
     if (closed) return EMPTY;
     return shared(pipelineId('watchLeaders', scopeId('prefix', scopeOf(prefix, call)), call), () =>
       watchPrefix(prefix, call).pipe(map(({ states }) => states)),
@@ -540,7 +542,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
     prefix: string,
     options?: LeaderOptions<T>,
   ): Observable<ReadonlyMap<string, Leader<T>>> => {
-    const call = parseCallOptions<T>(prefix, options);
+    const call = parseCallOptions<T>('prefix', prefix, options);
     if (closed) return EMPTY;
     const after = nullAfterMs(call);
     const scope = scopeOf(prefix, call);
@@ -550,10 +552,19 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   };
 
   const current = async <T>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null> => {
-    const call = parseCallOptions<T>(key, options);
+    const call = parseCallOptions<T>('key', key, options);
     if (closed) throw new DiscoveryClosedError();
     const scope = scopeOf(key, call);
-    const snapshot: KeySnapshot = await readKeyOnce(transport, scope, closing.signal);
+    const read = new AbortController();
+    reads.add(read);
+    let snapshot: KeySnapshot;
+    try {
+      snapshot = await readKeyOnce(transport, scope, read.signal);
+    } catch (error) {
+      throw asLeaderError(error);
+    } finally {
+      reads.delete(read);
+    }
     const state = toSettledState(snapshot, descriptorOf(call));
     return state.status === 'leader' ? state.leader : null;
   };
@@ -561,7 +572,7 @@ export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderD
   const close = (): void => {
     if (closed) return;
     closed = true;
-    closing.abort();
+    for (const read of reads) read.abort();
     for (const end of [...open]) end();
     transport.close();
     for (const client of setup.owned) client.destroy();

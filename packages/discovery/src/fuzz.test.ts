@@ -107,7 +107,7 @@ describe('options', () => {
     fc.assert(
       fc.property(fc.object(), (options) => {
         typedOrValue(() => parseDiscoveryOptions(options));
-        typedOrValue(() => parseCallOptions('k', options));
+        typedOrValue(() => parseCallOptions('key', 'k', options));
       }),
     );
   });
@@ -115,7 +115,8 @@ describe('options', () => {
   it('any key is accepted or refused with INVALID_OPTION', () => {
     fc.assert(
       fc.property(fc.anything(), (key) => {
-        typedOrValue(() => parseCallOptions(key, {}));
+        typedOrValue(() => parseCallOptions('key', key, {}));
+        typedOrValue(() => parseCallOptions('prefix', key, {}));
       }),
     );
   });

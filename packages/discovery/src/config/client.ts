@@ -1,7 +1,12 @@
 /** Building (or adopting) the node-consul clients the SDK talks through: one per agent address. */
 import Consul from 'consul';
 import { readEnvConfig, readEnvToken } from './env.js';
-import { type ConsulClientOptions, type LeaderDiscoveryOptions, isConsulClient } from './options.js';
+import {
+  type ConsulClientOptions,
+  type LeaderDiscoveryOptions,
+  checkToken,
+  isConsulClient,
+} from './options.js';
 
 export interface ClientSetup {
   /** In failover order. */
@@ -57,6 +62,8 @@ export function setUpClients(options: LeaderDiscoveryOptions): ClientSetup {
   });
   const first = clients[0];
   const defaults = first ? clientDefaults(first) : {};
+  // A client passed in ready-made: its token was not seen by parseDiscoveryOptions.
+  checkToken('options.consul.defaults.token', defaults.token);
   const token = defaults.token ?? readEnvToken(env);
   return {
     clients,

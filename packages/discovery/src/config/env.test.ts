@@ -154,6 +154,32 @@ describe('readEnvConfig', () => {
     );
   });
 
+  it.each([
+    ['a line feed', 'sEcR\neT'],
+    ['a carriage return', 'sEcR\reT'],
+    ['an emoji', 'sEcR🔑eT'],
+  ])(
+    'refuses a token with %s in CONSUL_HTTP_TOKEN or its file, naming the variable, never the token',
+    (_what, token) => {
+      expect(() => readEnvConfig({ CONSUL_HTTP_TOKEN: token })).toThrow(InvalidOptionError);
+      const messageOf = (env: Record<string, string>): string => {
+        try {
+          readEnvToken(env);
+        } catch (error) {
+          expect((error as InvalidOptionError).code).toBe('INVALID_OPTION');
+          return (error as Error).message;
+        }
+        throw new Error('expected an InvalidOptionError');
+      };
+      const fromEnv = messageOf({ CONSUL_HTTP_TOKEN: token });
+      expect(fromEnv).toContain('CONSUL_HTTP_TOKEN');
+      expect(fromEnv).not.toContain('sEcR');
+      const fromFile = messageOf({ CONSUL_HTTP_TOKEN_FILE: file('bad-token', `${token}\n`) });
+      expect(fromFile).toContain('CONSUL_HTTP_TOKEN_FILE');
+      expect(fromFile).not.toContain('sEcR');
+    },
+  );
+
   it('has no token for an empty token file', () => {
     const config = readEnvConfig({ CONSUL_HTTP_TOKEN_FILE: file('empty', '\n') });
     expect(config).not.toHaveProperty('token');

@@ -5,6 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
+import { checkToken } from './options.js';
 
 export interface ResolvedAddress {
   readonly secure: boolean;
@@ -74,9 +75,12 @@ export function parseAddress(name: string, value: string, secureByDefault = fals
 /** `CONSUL_HTTP_TOKEN`, else the contents of `CONSUL_HTTP_TOKEN_FILE`. */
 export function readEnvToken(env: Env): string | undefined {
   const token = env.CONSUL_HTTP_TOKEN?.trim();
+  checkToken('CONSUL_HTTP_TOKEN', token);
   if (token) return token;
   if (!env.CONSUL_HTTP_TOKEN_FILE) return undefined;
-  return readFile('CONSUL_HTTP_TOKEN_FILE', env.CONSUL_HTTP_TOKEN_FILE).trim() || undefined;
+  const fromFile = readFile('CONSUL_HTTP_TOKEN_FILE', env.CONSUL_HTTP_TOKEN_FILE).trim();
+  checkToken('CONSUL_HTTP_TOKEN_FILE', fromFile);
+  return fromFile || undefined;
 }
 
 export function readEnvConfig(env: Env): EnvConfig {

@@ -141,7 +141,7 @@ describe('parseCallOptions', () => {
     const schema = z.object({ host: z.string() });
     const decode = (bytes: Uint8Array) => bytes.length;
     expect(
-      parseCallOptions('k', { schema, consistency: 'consistent', wait: '30s', dc: 'dc1', token: 't' }),
+      parseCallOptions('key', 'k', { schema, consistency: 'consistent', wait: '30s', dc: 'dc1', token: 't' }),
     ).toEqual({
       schema,
       consistency: 'consistent',
@@ -149,37 +149,102 @@ describe('parseCallOptions', () => {
       dc: 'dc1',
       token: 't',
     });
-    expect(parseCallOptions('k', { decode }).decode).toBe(decode);
-    expect(parseCallOptions('k', { decode: 'text' }).decode).toBe('text');
+    expect(parseCallOptions('key', 'k', { decode }).decode).toBe(decode);
+    expect(parseCallOptions('key', 'k', { decode: 'text' }).decode).toBe('text');
   });
 
   it('accepts absent options', () => {
-    expect(parseCallOptions('service/api/leader', undefined)).toEqual({});
-    expect(parseCallOptions('service/api/leader', null)).toEqual({});
+    expect(parseCallOptions('key', 'service/api/leader', undefined)).toEqual({});
+    expect(parseCallOptions('key', 'service/api/leader', null)).toEqual({});
   });
 
   it('rejects an empty, non-string or absolute key, naming key', () => {
-    expect(message(() => parseCallOptions('', {}))).toContain('key');
-    expect(message(() => parseCallOptions(undefined, {}))).toContain('key');
-    expect(message(() => parseCallOptions(42, {}))).toContain('key');
-    expect(message(() => parseCallOptions('/service/leader', {}))).toContain('key');
+    expect(message(() => parseCallOptions('key', '', {}))).toContain('key');
+    expect(message(() => parseCallOptions('key', undefined, {}))).toContain('key');
+    expect(message(() => parseCallOptions('key', 42, {}))).toContain('key');
+    expect(message(() => parseCallOptions('key', '/service/leader', {}))).toContain('key');
   });
 
   it('rejects unknown option names, naming them', () => {
-    expect(message(() => parseCallOptions('k', { stale: true }))).toContain('"stale"');
-    expect(message(() => parseCallOptions('k', { index: 3, timeout: 1 }))).toMatch(/"index"|"timeout"/);
+    expect(message(() => parseCallOptions('key', 'k', { stale: true }))).toContain('"stale"');
+    expect(message(() => parseCallOptions('key', 'k', { index: 3, timeout: 1 }))).toMatch(
+      /"index"|"timeout"/,
+    );
   });
 
   it('rejects a wait above 10 minutes, naming wait', () => {
-    expect(message(() => parseCallOptions('k', { wait: '10m1s' }))).toContain('wait');
-    expect(message(() => parseCallOptions('k', { wait: '1h' }))).toContain('wait');
+    expect(message(() => parseCallOptions('key', 'k', { wait: '10m1s' }))).toContain('wait');
+    expect(message(() => parseCallOptions('key', 'k', { wait: '1h' }))).toContain('wait');
   });
 
   it('rejects a bad consistency, decode or schema, naming the option', () => {
-    expect(message(() => parseCallOptions('k', { consistency: 'linearizable' }))).toContain('consistency');
-    expect(message(() => parseCallOptions('k', { decode: 'yaml' }))).toContain('decode');
-    expect(message(() => parseCallOptions('k', { schema: { parse: () => 1 } }))).toContain('schema');
-    expect(message(() => parseCallOptions('k', { dc: '' }))).toContain('dc');
-    expect(message(() => parseCallOptions('k', { token: 5 }))).toContain('token');
+    expect(message(() => parseCallOptions('key', 'k', { consistency: 'linearizable' }))).toContain(
+      'consistency',
+    );
+    expect(message(() => parseCallOptions('key', 'k', { decode: 'yaml' }))).toContain('decode');
+    expect(message(() => parseCallOptions('key', 'k', { schema: { parse: () => 1 } }))).toContain('schema');
+    expect(message(() => parseCallOptions('key', 'k', { dc: '' }))).toContain('dc');
+    expect(message(() => parseCallOptions('key', 'k', { token: 5 }))).toContain('token');
+  });
+
+  it.each([
+    ['a/../b', '".." segment'],
+    ['a/.', '"." segment'],
+    ['a/./b', '"." segment'],
+    ['..', '".." segment'],
+    ['a//b', 'empty segment'],
+    ['a\tb', 'control character'],
+    ['a\nb', 'control character'],
+    ['a\u007fb', 'control character'],
+  ])('rejects the key %j, which Consul cannot serve, naming it (%s)', (key, why) => {
+    for (const kind of ['key', 'prefix'] as const) {
+      const text = message(() => parseCallOptions(kind, key, undefined));
+      expect(text).toContain(`invalid option ${kind} ${JSON.stringify(key)}`);
+      expect(text).toContain(why);
+    }
+  });
+
+  it('accepts folder keys and prefixes ending in "/", and dots inside a segment', () => {
+    for (const key of ['service/', 'service/db/', 'a.b/..c/d..', 'a/.hidden', 'ünïcode/ключ', 'a b/c']) {
+      expect(parseCallOptions('key', key, undefined)).toEqual({});
+      expect(parseCallOptions('prefix', key, undefined)).toEqual({});
+    }
+  });
+
+  it('refuses an empty prefix with a message about the prefix', () => {
+    const text = message(() => parseCallOptions('prefix', '', undefined));
+    expect(text).toMatch(/^invalid option prefix "": must not be empty/);
+    expect(text).not.toMatch(/\bkey\b(?! ?store)/);
+  });
+
+  it.each([
+    ['a line feed', 'sEcR\neT'],
+    ['a carriage return', 'sEcR\reT'],
+    ['an emoji', 'sEcR🔑eT'],
+    ['a NUL', 'sEcR\u0000eT'],
+  ])('refuses a token with %s in a call, naming options.token and never the token', (_what, token) => {
+    const text = message(() => parseCallOptions('key', 'k', { token }));
+    expect(text).toContain('options.token');
+    expect(text).not.toContain(token);
+    expect(text).not.toContain('sEcR');
+  });
+});
+
+describe('tokens in the discovery options', () => {
+  const bad = 'secret\nvalue';
+  it.each([
+    ['options.token', { token: bad }],
+    ['options.consul.defaults.token', { consul: { defaults: { token: bad } } }],
+    ['options.consul.1.defaults.token', { consul: [{}, { defaults: { token: bad } }] }],
+  ])('refuses a token that is no HTTP header value, naming %s', (where, options) => {
+    const text = message(() => parseDiscoveryOptions(options));
+    expect(text).toContain(where);
+    expect(text).not.toContain('secret');
+  });
+
+  it('accepts tokens Consul makes, and Latin-1 ones Node can send', () => {
+    for (const token of ['b1gs33cr3t-0000-0000-0000-000000000000', 'anonymous', 'caf\u00e9']) {
+      expect(() => parseDiscoveryOptions({ token })).not.toThrow();
+    }
   });
 });

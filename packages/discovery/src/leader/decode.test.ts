@@ -1,4 +1,4 @@
-import { describe, it, expect } from 'vitest';
+import { afterAll, beforeAll, describe, it, expect } from 'vitest';
 import { z } from 'zod';
 import { InvalidDescriptorError } from '../errors.js';
 import { type DecodeResult, decodeDescriptor } from './decode.js';
@@ -187,5 +187,77 @@ describe('decodeDescriptor', () => {
       expect(result.node.items).toHaveLength(5_000);
       expect(result.node.items[4_999]?.name).toBe('node-4999');
     }
+  });
+
+  it("suggests decode: 'text' when a value that is not JSON looks like plain text (a session ID, a word)", () => {
+    for (const text of ['adf4238a-882b-9ddc-4a9d-5b6758e4159e', 'leader']) {
+      const result = refusedOf(decodeDescriptor(b64(text), 'json', z.unknown()));
+      expect(result.error.message).toContain("decode: 'text'");
+      expect(result.raw).toBe(text);
+    }
+    const broken = refusedOf(decodeDescriptor(b64('{"a":'), 'json', z.unknown()));
+    expect(broken.error.message).not.toContain("decode: 'text'");
+  });
+});
+
+describe('decodeDescriptor with asynchronous user code', () => {
+  // Any rejection left unhandled would end a process with Node's default settings.
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown): void => void unhandled.push(reason);
+  beforeAll(() => void process.on('unhandledRejection', record));
+  afterAll(() => void process.off('unhandledRejection', record));
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  it('refuses a decode function that returns a Promise, and handles its rejection', async () => {
+    const decode = async (bytes: Uint8Array): Promise<unknown> => {
+      await Promise.resolve();
+      throw new Error(`refused ${bytes.length} bytes`);
+    };
+    const result = refusedOf(decodeDescriptor(b64('{}'), decode, z.unknown()));
+    expect(result.error.code).toBe('INVALID_DESCRIPTOR');
+    expect(result.error.message).toContain('decode returned a Promise: decoding must be synchronous');
+    expect(result.error.issues[0]).toMatchObject({ code: 'decode', path: [] });
+    await settle();
+    expect(unhandled).toEqual([]);
+  });
+
+  it('refuses a decode function that returns a resolving thenable', async () => {
+    const thenable = { then: (resolve: (v: unknown) => void) => resolve({ host: 'h' }) };
+    const result = refusedOf(decodeDescriptor(b64('{}'), () => thenable, z.unknown()));
+    expect(result.error.message).toContain('decode returned a Promise');
+    await settle();
+    expect(unhandled).toEqual([]);
+  });
+
+  it.each([
+    ['an async refinement', z.object({ a: z.number() }).refine(async () => true)],
+    [
+      'an async refinement that rejects',
+      z.object({ a: z.number() }).refine(async () => Promise.reject(new Error('no'))),
+    ],
+    ['an async transform', z.object({ a: z.number() }).transform(async (v) => v.a)],
+    [
+      'an async transform that rejects',
+      z.object({ a: z.number() }).transform(async () => {
+        throw new Error('boom');
+      }),
+    ],
+  ])('refuses a schema with %s: "the schema is async", and no unhandled rejection', async (_what, schema) => {
+    for (let i = 0; i < 3; i += 1) {
+      const result = refusedOf(decodeDescriptor(b64('{"a":1}'), 'json', schema as z.ZodType<unknown>));
+      expect(result.error.code).toBe('INVALID_DESCRIPTOR');
+      expect(result.error.message).toContain('the schema is async');
+      expect(result.error.message).not.toContain('schema threw');
+    }
+    await settle();
+    expect(unhandled).toEqual([]);
+  });
+
+  it('still reports a synchronous schema that throws as "schema threw"', () => {
+    const schema = z.unknown().superRefine(() => {
+      throw new Error('refinement bug');
+    });
+    const result = refusedOf(decodeDescriptor(b64('1'), 'json', schema));
+    expect(result.error.message).toContain('schema threw: refinement bug');
   });
 });

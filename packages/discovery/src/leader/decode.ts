@@ -1,4 +1,5 @@
 /** Pure decoding of a leader key's value into the user's validated descriptor. */
+import { promiseHooks } from 'node:v8';
 import type { z } from 'zod';
 import type { DescriptorIssue } from '@consul-leader/types';
 import { InvalidDescriptorError } from '../errors.js';
@@ -7,7 +8,8 @@ import { InvalidDescriptorError } from '../errors.js';
  * How the key's value becomes the descriptor passed to your schema:
  * - `'json'` (default): UTF-8 JSON; an empty or absent value decodes to `null`;
  * - `'text'`: the UTF-8 text as a string (`''` when empty);
- * - a function of the raw bytes, for any other format (throw to refuse).
+ * - a function of the raw bytes, for any other format (throw to refuse). It must
+ *   be synchronous: a function that returns a Promise makes the value `invalid`.
  */
 export type DecodeOption = 'json' | 'text' | ((bytes: Uint8Array) => unknown);
 
@@ -20,9 +22,15 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const lenientUtf8 = new TextDecoder('utf-8');
 
-function rawText(bytes: Uint8Array): string {
+/** The value as text for a human (invalid bytes replaced), cut at 4 KiB. */
+export function rawText(bytes: Uint8Array): string {
   const text = lenientUtf8.decode(bytes.subarray(0, RAW_TEXT_LIMIT));
   return bytes.length > RAW_TEXT_LIMIT ? `${text}…` : text;
+}
+
+/** The bytes of a KV value (base64 from Consul; null: the key has no value). */
+export function valueBytes(valueBase64: string | null): Uint8Array {
+  return valueBase64 === null ? new Uint8Array(0) : Buffer.from(valueBase64, 'base64');
 }
 
 function refused(message: string, bytes: Uint8Array, cause?: unknown): DecodeResult<never> {
@@ -34,11 +42,68 @@ function refused(message: string, bytes: Uint8Array, cause?: unknown): DecodeRes
   };
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+const ignore = (): void => undefined;
+
+/** What the user's code did: returned a value, went async (a thenable, or threw after making promises), or threw. */
+type Outcome<R> =
+  | { readonly kind: 'value'; readonly value: R }
+  | { readonly kind: 'async'; readonly cause?: unknown }
+  | { readonly kind: 'threw'; readonly cause: unknown };
+
+/**
+ * Runs the user's code (`decode`, the schema) and tells whether it went async. The
+ * promises it made are collected (V8's promise hook, only during the call): when it
+ * went async, each gets a rejection handler, so that a rejecting async transform,
+ * which zod starts and then abandons on a synchronous parse, is no unhandled
+ * rejection that ends the process. A thenable it returns is handled too.
+ */
+function synchronously<R>(run: () => R): Outcome<R> {
+  const made: Promise<unknown>[] = [];
+  const stop = promiseHooks.onInit((promise) => made.push(promise));
+  let outcome: Outcome<R>;
+  try {
+    const value = run();
+    outcome = isThenable(value) ? { kind: 'async' } : { kind: 'value', value };
+    if (outcome.kind === 'async') Promise.resolve(value).then(undefined, ignore);
+  } catch (cause) {
+    const async = made.length > 0 || (cause instanceof Error && cause.constructor.name === '$ZodAsyncError');
+    outcome = async ? { kind: 'async', cause } : { kind: 'threw', cause };
+  } finally {
+    stop();
+  }
+  if (outcome.kind === 'async') for (const promise of made) promise.then(undefined, ignore);
+  return outcome;
+}
+
+const errorText = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause));
+
 function decodeValue(bytes: Uint8Array, decode: DecodeOption): unknown {
-  if (typeof decode === 'function') return decode(bytes);
+  if (typeof decode === 'function') {
+    const decoded = synchronously(() => decode(bytes));
+    if (decoded.kind === 'value') return decoded.value;
+    if (decoded.kind === 'threw' || decoded.cause !== undefined) throw decoded.cause;
+    throw new Error('decode returned a Promise: decoding must be synchronous');
+  }
   const text = strictUtf8.decode(bytes);
   if (decode === 'text') return text;
-  return text.trim() === '' ? null : (JSON.parse(text) as unknown);
+  if (text.trim() === '') return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    // The Go seed's contenders write their session ID, others a bare word: plain text.
+    if (/^\s*[[{"]/.test(text)) throw cause;
+    throw new SyntaxError(`${errorText(cause)} (the value looks like plain text: decode: 'text' reads it)`, {
+      cause,
+    });
+  }
 }
 
 /** Decodes a base64 value (null: the key has no value) and checks it with `schema`. */
@@ -51,21 +116,22 @@ export function decodeDescriptor<T>(
     // Buffer.from would silently skip the bad characters.
     return refused('value is not base64', Buffer.from(valueBase64, 'latin1'));
   }
-  const bytes = valueBase64 === null ? new Uint8Array(0) : Buffer.from(valueBase64, 'base64');
+  const bytes = valueBytes(valueBase64);
   let value: unknown;
   try {
     value = decodeValue(bytes, decode);
   } catch (cause) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    return refused(reason, bytes, cause);
+    return refused(errorText(cause), bytes, cause);
   }
-  let parsed: ReturnType<typeof schema.safeParse>;
-  try {
-    parsed = schema.safeParse(value);
-  } catch (cause) {
-    // A refinement of the user's schema threw instead of adding an issue.
-    return refused(`schema threw: ${cause instanceof Error ? cause.message : String(cause)}`, bytes, cause);
+  const checked = synchronously(() => schema.safeParse(value));
+  if (checked.kind === 'async') {
+    const detail = checked.cause === undefined ? '' : ` (${errorText(checked.cause)})`;
+    return refused(`the schema is async: its checks must be synchronous${detail}`, bytes, checked.cause);
   }
+  // A refinement of the user's schema threw instead of adding an issue.
+  if (checked.kind === 'threw')
+    return refused(`schema threw: ${errorText(checked.cause)}`, bytes, checked.cause);
+  const parsed = checked.value;
   if (parsed.success) return { ok: true, node: parsed.data };
   const issues: DescriptorIssue[] = parsed.error.issues.map((issue) => ({
     code: issue.code,

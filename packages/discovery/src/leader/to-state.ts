@@ -5,6 +5,7 @@ import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import { type DecodeOption, decodeDescriptor } from './decode.js';
 import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
+import { rememberRaw } from './writable-state.js';
 
 export interface Descriptor<T> {
   readonly schema: z.ZodType<T>;
@@ -33,7 +34,7 @@ export function toSettledState<T>(
         return {
           status: 'leader',
           key,
-          leader: { ...entryFields(entry), node: decoded.node, session },
+          leader: rememberRaw({ ...entryFields(entry), node: decoded.node, session }, entry.valueBase64),
           consul,
         };
       }

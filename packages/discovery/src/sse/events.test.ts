@@ -4,7 +4,14 @@ import { type ConsulReadMeta, leaderStateSchema } from '@consul-leader/types';
 import { sessionInfo } from '../test-fixtures.js';
 import type { LeaderState, PrefixState } from '../discovery.js';
 import { ConsulHttpError, ConsulUnreachableError, type LeaderDiscoveryError } from '../errors.js';
-import { eventJson, formatSseComment, formatSseEvent, formatSseRetry, leaderEvents } from './events.js';
+import {
+  eventJson,
+  formatSseComment,
+  formatSseEvent,
+  formatSseRetry,
+  leaderEventJson,
+  leaderEvents,
+} from './events.js';
 
 const consul: ConsulReadMeta = { index: 42n, lastContactMs: 0, knownLeader: true };
 const session = (id: string) =>
@@ -187,6 +194,36 @@ describe('eventJson', () => {
     const parsed = State.parse(json);
     expect(parsed).toEqual({ ...down, error: { code: 'CONSUL_HTTP_ERROR', message: 'busy', status: 503 } });
     expect(State.parse(JSON.parse(eventJson(a)))).toEqual(a);
+  });
+});
+
+describe('leaderEventJson', () => {
+  // 3,000 levels: JSON.parse reads it, JSON.stringify with a replacer overflows the stack.
+  const deep = JSON.parse('['.repeat(3000) + ']'.repeat(3000)) as unknown;
+
+  it('sends a key whose descriptor is too deep as invalid, in a snapshot and in a state event', () => {
+    const bad = leader('svc/bad', 'S2', deep);
+    const good = leader('svc/good', 'S1');
+    const [snapshot] = leaderEvents(undefined, prefixState([bad, good]));
+    if (!snapshot) throw new Error('no snapshot');
+    const data = JSON.parse(leaderEventJson(snapshot)) as { states: unknown[] };
+    const states = data.states.map((state) => State.parse(state));
+    expect(states.map((s) => [s.key, s.status])).toEqual([
+      ['svc/bad', 'invalid'],
+      ['svc/good', 'leader'],
+    ]);
+    expect(states[0]).toMatchObject({
+      issues: [{ code: 'unwritable' }],
+      error: { code: 'INVALID_DESCRIPTOR' },
+    });
+    expect(states[1]).toEqual(good);
+
+    const [state] = leaderEvents(prefixState([good]), prefixState([good, bad]));
+    if (!state) throw new Error('no state event');
+    expect(State.parse(JSON.parse(leaderEventJson(state)))).toMatchObject({
+      key: 'svc/bad',
+      status: 'invalid',
+    });
   });
 });
 

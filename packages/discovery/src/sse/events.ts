@@ -9,6 +9,7 @@
  */
 import { type ErrorInfo, bigintReplacer } from '@consul-leader/types';
 import type { LeaderState, PrefixOutage, PrefixState } from '../discovery.js';
+import { jsonOr, writableState } from '../leader/writable-state.js';
 
 /** `consul` event: whether Consul answers the prefix's query. */
 export interface ConsulOutageInfo extends ErrorInfo {
@@ -107,6 +108,20 @@ export function leaderEvents<T>(
 /** JSON of a payload: bigints as decimal strings, errors through their `toJSON()`. */
 export function eventJson(data: unknown): string {
   return JSON.stringify(data, bigintReplacer);
+}
+
+/**
+ * The JSON of an event's payload. A state whose descriptor cannot be written as JSON
+ * (nested thousands deep, say) is sent as `invalid`, with the reason and the raw value
+ * (see `writableState`): one bad key neither ends the stream nor hides the others.
+ */
+export function leaderEventJson<T>(event: LeaderEvent<T>): string {
+  return jsonOr(event.data, bigintReplacer, () => {
+    if (event.event === 'state') return writableState(event.data, bigintReplacer);
+    if (event.event !== 'snapshot') return event.data;
+    const states = event.data.states.map((state) => writableState(state, bigintReplacer));
+    return { ...event.data, states };
+  });
 }
 
 /** One event in the `text/event-stream` format (`id`, `event`, one `data:` line per line of the data). */

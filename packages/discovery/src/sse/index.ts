@@ -3,6 +3,7 @@ export type { ServeLeaderEventsOptions, LeaderEventStream } from './serve.js';
 export {
   leaderEvents,
   eventJson,
+  leaderEventJson,
   formatSseEvent,
   formatSseComment,
   formatSseRetry,

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Observable, Subscription } from 'rxjs';
 import type { PrefixState } from '../discovery.js';
-import { eventJson, formatSseComment, formatSseEvent, formatSseRetry, leaderEvents } from './events.js';
+import { formatSseComment, formatSseEvent, formatSseRetry, leaderEventJson, leaderEvents } from './events.js';
 
 export interface ServeLeaderEventsOptions {
   /** Interval of the `: heartbeat` comment that keeps proxies from closing an idle stream (default 15000; 0: none). */
@@ -86,7 +86,7 @@ export function serveLeaderEvents<T>(
     const events = leaderEvents(previous, state);
     previous = state;
     if (events.length === 0) return;
-    blocked = !res.write(events.map((e) => formatSseEvent(++id, e.event, eventJson(e.data))).join(''));
+    blocked = !res.write(events.map((e) => formatSseEvent(++id, e.event, leaderEventJson(e))).join(''));
   };
   function drained(): void {
     blocked = false;
@@ -97,6 +97,8 @@ export function serveLeaderEvents<T>(
 
   req.on('close', stop);
   res.on('close', stop);
+  // A write to a connection the client reset: stop, not an unhandled 'error' (kept after stop).
+  res.on('error', stop);
   res.on('drain', drained);
   if (heartbeatMs > 0) {
     heartbeat = setInterval(() => {

@@ -1,7 +1,7 @@
 /** `follow()`: a synchronous handle on a leader, for hot paths such as a gateway's request handler. */
 import type { Observable, Subscription } from 'rxjs';
 import type { Leader } from '@consul-leader/types';
-import { DiscoveryClosedError } from '../errors.js';
+import { DiscoveryClosedError, asLeaderError } from '../errors.js';
 
 export interface LeaderHandle<T> {
   /**
@@ -26,6 +26,12 @@ export function followHandle<T>(leader$: Observable<Leader<T> | null>): LeaderHa
       current = value;
       answered = true;
       for (const w of waiting.splice(0)) w.resolve(value);
+    },
+    // leader() neither errors nor completes because of Consul; should it ever error, the
+    // waiting calls get the error instead of the process getting an unhandled one.
+    error(error: unknown) {
+      current = null;
+      for (const w of waiting.splice(0)) w.reject(asLeaderError(error));
     },
     complete() {
       current = null;

@@ -9,6 +9,7 @@
  */
 import { type ErrorInfo, bigintReplacer } from '@consul-leader/types';
 import type { LeaderState, PrefixOutage, PrefixState } from '../discovery.js';
+import { InvalidOptionError } from '../errors.js';
 import { jsonOr, writableState } from '../leader/writable-state.js';
 
 /** `consul` event: whether Consul answers the prefix's query. */
@@ -126,7 +127,8 @@ export function leaderEventJson<T>(event: LeaderEvent<T>): string {
 
 /** One event in the `text/event-stream` format (`id`, `event`, one `data:` line per line of the data). */
 export function formatSseEvent(id: number, event: string, data: string): string {
-  if (/[\r\n]/.test(event)) throw new Error('an SSE event name cannot hold a line break');
+  if (/[\r\n]/.test(event))
+    throw new InvalidOptionError('invalid option event: an SSE event name cannot hold a line break');
   const lines = data.split(/\r\n|\r|\n/).map((line) => `data: ${line}\n`);
   return `id: ${id}\nevent: ${event}\n${lines.join('')}\n`;
 }

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BehaviorSubject, EMPTY, Subject, type Observable } from 'rxjs';
 import type { ConsulReadMeta, VacantReason } from '@consul-leader/types';
 import type { LeaderState, PrefixState } from '../discovery.js';
-import { ConsulUnreachableError } from '../errors.js';
+import { ConsulUnreachableError, InvalidOptionError } from '../errors.js';
 import { type LeaderEventStream, type ServeLeaderEventsOptions, serveLeaderEvents } from './serve.js';
 
 const consul: ConsulReadMeta = { index: 5n, lastContactMs: 0, knownLeader: true };
@@ -289,6 +289,8 @@ describe('serveLeaderEvents', () => {
 
   it('refuses a bad heartbeat', () => {
     const req = new http.IncomingMessage(null as never);
-    expect(() => serveLeaderEvents(req, null as never, EMPTY, { heartbeatMs: -1 })).toThrow(RangeError);
+    expect(() => serveLeaderEvents(req, null as never, EMPTY, { heartbeatMs: -1 })).toThrow(
+      InvalidOptionError,
+    );
   });
 });

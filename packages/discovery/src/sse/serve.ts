@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Observable, Subscription } from 'rxjs';
 import type { PrefixState } from '../discovery.js';
+import { InvalidOptionError } from '../errors.js';
 import { formatSseComment, formatSseEvent, formatSseRetry, leaderEventJson, leaderEvents } from './events.js';
 
 export interface ServeLeaderEventsOptions {
@@ -43,7 +44,9 @@ export function serveLeaderEvents<T>(
 ): LeaderEventStream {
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!(heartbeatMs >= 0) || !Number.isFinite(heartbeatMs)) {
-    throw new RangeError(`heartbeatMs: must be a finite number >= 0, got ${heartbeatMs}`);
+    throw new InvalidOptionError(
+      `invalid option heartbeatMs: must be a finite number >= 0, got ${heartbeatMs}`,
+    );
   }
   const lastEventId = Number(req.headers['last-event-id']);
   let id = Number.isSafeInteger(lastEventId) && lastEventId > 0 ? lastEventId : 0;

@@ -3,7 +3,7 @@
  * against a real Consul dev agent.
  */
 import { type ChildProcessWithoutNullStreams, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -13,7 +13,14 @@ import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
 import { acquire, consulClient, createSession, put, release } from './support/contender.js';
 import { electWhenReady, startAclAgent } from './support/acl.js';
 import { helpText, parseCliArgs } from '../packages/discovery/src/cli/args.js';
-import { stateJsonLine, stateLine } from '../packages/discovery/src/cli/format.js';
+import {
+  jsonReplacer,
+  stateJson,
+  stateJsonLine,
+  stateLine,
+  statesJson,
+  writeState,
+} from '../packages/discovery/src/cli/format.js';
 import { PrefixView } from '../packages/discovery/src/cli/prefix-view.js';
 import {
   type TableRow,
@@ -665,6 +672,329 @@ describe('consul-leader CLI', () => {
       expect(JSON.stringify(parsed)).not.toContain('hunter2-token');
     });
   });
+
+  // Issue #12: any value a leader key can hold, any closed pipe, any bad argument.
+  describe('any value, any closed pipe (issue #12)', () => {
+    /** 6 KB of JSON nested 3,000 deep: decodable, but too deep for JSON.stringify with a replacer. */
+    const DEEP = '['.repeat(3000) + ']'.repeat(3000);
+    const TOO_DEEP = /the descriptor cannot be written as JSON: it is nested too deeply/;
+
+    /** Every key under the prefix held by one session, in transactions of 64 (Consul's limit). */
+    const holdMany = async (prefix: string, count: number): Promise<void> => {
+      const session = await createSession(client, { name: 'many' });
+      const ops = Array.from({ length: count }, (_, i) => ({
+        KV: {
+          Verb: 'lock',
+          Key: `${prefix}${String(i).padStart(5, '0')}`,
+          Value: Buffer.from(JSON.stringify({ host: `host-${i}.example.internal`, port: 5432 + i })).toString(
+            'base64',
+          ),
+          Session: session,
+        },
+      }));
+      const batches: Promise<void>[] = [];
+      for (let i = 0; i < ops.length; i += 64) {
+        batches.push(
+          fetch(`http://${agent.address}/v1/txn`, {
+            method: 'PUT',
+            body: JSON.stringify(ops.slice(i, i + 64)),
+          }).then(async (res) => {
+            if (res.status !== 200) throw new Error(`txn: ${res.status} ${await res.text()}`);
+          }),
+        );
+      }
+      await Promise.all(batches);
+    };
+
+    /** `consul-leader <args> | <reader>` in bash: the CLI's own exit code, the reader's output, the CLI's stderr. */
+    const runPiped = (args: readonly string[], reader: string): Promise<RunResult> =>
+      new Promise((resolve) => {
+        const script = `"$0" "$@" | ${reader}; exit "\${PIPESTATUS[0]}"`;
+        execFile(
+          'bash',
+          ['-c', script, process.execPath, CLI, ...args],
+          { env, timeout: 30_000 },
+          (error, stdout, stderr) => {
+            const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+            resolve({ code, stdout, stderr });
+          },
+        );
+      });
+
+    /** The CLI with a stdout whose reader is gone before it writes anything. */
+    const runStdoutClosed = (args: readonly string[]): Promise<{ code: number | null; stderr: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        child.stdout.destroy();
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+        child.once('close', (code) => resolve({ code, stderr }));
+      });
+
+    it('get on a value nested too deeply prints it invalid with the reason (text and --json), exit 3', async () => {
+      const key = uniqueKey('deep-get');
+      const session = await takeLead(key, DEEP);
+      const [text, json] = await Promise.all([
+        runCli(['get', key], env),
+        runCli(['get', key, '--json'], env),
+      ]);
+      expect(text).toMatchObject({ code: 3, stderr: '' });
+      expect(text.stdout).toMatch(new RegExp(`^\\S+Z invalid  ${key}  INVALID_DESCRIPTOR: `));
+      expect(text.stdout).toMatch(TOO_DEEP);
+      expect(text.stdout).toContain(`session=${session}`);
+      expect(json).toMatchObject({ code: 3, stderr: '' });
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        status: 'invalid',
+        key,
+        raw: expect.stringMatching(/^\[{100}/),
+        session: { id: session },
+        error: { code: 'INVALID_DESCRIPTOR', message: expect.stringMatching(TOO_DEEP) },
+        issues: [{ code: 'unwritable' }],
+      });
+    });
+
+    it('list shows a key nested too deeply as invalid and every other key as usual (text and --json)', async () => {
+      const prefix = uniquePrefix('deep-list');
+      const a = await takeLead(`${prefix}a`, JSON.stringify({ host: 'a' }));
+      const deep = await takeLead(`${prefix}deep`, DEEP);
+      await takeLead(`${prefix}z`, JSON.stringify({ host: 'z' }));
+      const [text, json] = await Promise.all([
+        runCli(['list', prefix], env),
+        runCli(['list', prefix, '--json'], env),
+      ]);
+      expect(text).toMatchObject({ code: 0, stderr: '' });
+      const rows = rowsOf(text.stdout);
+      expect(rows.map((row) => row.slice(0, 2))).toEqual([
+        ['KEY', 'STATE'],
+        [`${prefix}a`, 'leader'],
+        [`${prefix}deep`, 'invalid'],
+        [`${prefix}z`, 'leader'],
+      ]);
+      expect(rows[1]?.[2]).toBe('{"host":"a"}');
+      expect(rows[1]?.[4]).toBe(a.slice(0, 8));
+      expect(rows[2]?.[2]).toMatch(/^raw="\[{100}/);
+      expect(rows[2]?.[2]).toMatch(TOO_DEEP);
+      expect(rows[2]?.[4]).toBe(deep.slice(0, 8));
+      expect(rows[3]?.[2]).toBe('{"host":"z"}');
+
+      expect(json).toMatchObject({ code: 0, stderr: '' });
+      const states = JSON.parse(json.stdout) as Record<string, unknown>[];
+      expect(states).toMatchObject([
+        { key: `${prefix}a`, status: 'leader', leader: { node: { host: 'a' } } },
+        { key: `${prefix}deep`, status: 'invalid', issues: [{ code: 'unwritable' }] },
+        { key: `${prefix}z`, status: 'leader', leader: { node: { host: 'z' } } },
+      ]);
+    });
+
+    it('watch <key> and watch --prefix (text and --json) print a key nested too deeply as invalid and go on', async () => {
+      const prefix = uniquePrefix('deep-watch');
+      const key = `${prefix}deep`;
+      const deep = await takeLead(key, DEEP);
+      await takeLead(`${prefix}ok`, JSON.stringify({ host: 'ok' }));
+      const keyText = new WatchProcess(['watch', key], env);
+      const keyJson = new WatchProcess(['watch', key, '--json'], env);
+      const prefixText = new WatchProcess(['watch', '--prefix', prefix], env);
+      const prefixJson = new WatchProcess(['watch', '--prefix', prefix, '--json'], env);
+      watches.push(keyText, keyJson, prefixText, prefixJson);
+
+      const invalidLine = new RegExp(`^\\S+Z invalid  ${key}  INVALID_DESCRIPTOR: .*session=${deep} `);
+      const invalidJson = {
+        status: 'invalid',
+        key,
+        raw: expect.stringMatching(/^\[{100}/),
+        error: { code: 'INVALID_DESCRIPTOR', message: expect.stringMatching(TOO_DEEP) },
+        issues: [{ code: 'unwritable' }],
+      };
+      expect(await keyText.nextLine()).toMatch(invalidLine);
+      expect(await keyJson.nextJson()).toMatchObject(invalidJson);
+      expect(await prefixText.nextLine()).toMatch(invalidLine);
+      expect(await prefixText.nextLine()).toMatch(
+        new RegExp(`^\\S+Z leader  ${prefix}ok  \\{"host":"ok"\\}`),
+      );
+      expect(await prefixJson.nextJson()).toMatchObject(invalidJson);
+      expect(await prefixJson.nextJson()).toMatchObject({ status: 'leader', key: `${prefix}ok` });
+
+      // Still watching: the next change of the key is printed.
+      await put(client, key, JSON.stringify({ host: 'shallow' }));
+      expect(await keyJson.nextJson()).toMatchObject({
+        status: 'leader',
+        leader: { node: { host: 'shallow' } },
+      });
+      expect(await prefixJson.nextJson()).toMatchObject({ status: 'leader', key });
+      for (const watch of [keyText, keyJson, prefixText, prefixJson]) {
+        expect(await watch.stop('SIGINT')).toEqual({ code: 0, signal: null });
+        expect(watch.errors).toBe('');
+      }
+    });
+
+    it('get on a held value that is not JSON prints the invalid state, not "no leader" or null; exit 3', async () => {
+      const key = uniqueKey('plain');
+      // As the Go seed's contenders do: the session ID as plain text.
+      const session = await createSession(client, { name: 'go-seed' });
+      expect(await acquire(client, key, session, session)).toBe(true);
+      const [text, json] = await Promise.all([
+        runCli(['get', key], env),
+        runCli(['get', key, '--json'], env),
+      ]);
+      expect(text).toMatchObject({ code: 3, stderr: '' });
+      expect(text.stdout).toMatch(
+        new RegExp(
+          `^\\S+Z invalid  ${key}  INVALID_DESCRIPTOR: value cannot be decoded: .*session=${session} node=\\S+\\n$`,
+        ),
+      );
+      expect(text.stdout).not.toContain('no leader');
+      expect(json).toMatchObject({ code: 3, stderr: '' });
+      const state = JSON.parse(json.stdout) as Record<string, unknown>;
+      expect(state).toMatchObject({
+        status: 'invalid',
+        key,
+        raw: session,
+        session: { id: session, name: 'go-seed' },
+        entry: { lockIndex: '1' },
+        error: { code: 'INVALID_DESCRIPTOR', message: expect.stringContaining('cannot be decoded') },
+        consul: { index: expect.stringMatching(/^\d+$/) },
+      });
+      expect(state).not.toHaveProperty('time');
+    });
+
+    it('a closed stdout ends get quietly with its exit code: 0 with a leader, 3 without', async () => {
+      const held = uniqueKey('epipe-get');
+      await takeLead(held, JSON.stringify({ host: 'pipe' }));
+      const missing = uniqueKey('epipe-missing');
+      const results = await Promise.all([
+        runStdoutClosed(['get', held, '--json']),
+        runStdoutClosed(['get', missing]),
+        runPiped(['get', held], 'true'),
+        runPiped(['get', missing, '--json'], 'true'),
+      ]);
+      expect(results.map(({ code, stderr }) => ({ code, stderr }))).toEqual(
+        [0, 3, 0, 3].map((code) => ({ code, stderr: '' })),
+      );
+    });
+
+    it('list | head -1 over 2,000 keys exits 0 and prints nothing on stderr; so does watch --prefix', async () => {
+      const prefix = uniquePrefix('epipe-list');
+      await holdMany(prefix, 2000);
+      const [table, json, closed, watch] = await Promise.all([
+        runPiped(['list', prefix], 'head -1'),
+        runPiped(['list', prefix, '--json'], 'head -c 100'),
+        runStdoutClosed(['list', prefix]),
+        runPiped(['watch', '--prefix', prefix], 'head -1'),
+      ]);
+      expect(table).toMatchObject({ code: 0, stderr: '' });
+      expect(table.stdout).toMatch(/^KEY +STATE +LEADER +CONSUL NODE +SESSION\n$/);
+      expect(json).toMatchObject({ code: 0, stderr: '' });
+      expect(json.stdout).toMatch(/^\[\{"status":"leader"/);
+      expect(closed).toEqual({ code: 0, stderr: '' });
+      expect(watch).toMatchObject({ code: 0, stderr: '' });
+      expect(watch.stdout).toMatch(new RegExp(`^\\S+Z leader  ${prefix}00000  `));
+    });
+
+    it('--version prints the version of the package, exit 0', async () => {
+      const pkg = JSON.parse(readFileSync(join(ROOT, 'packages', 'discovery', 'package.json'), 'utf8')) as {
+        version: string;
+      };
+      expect(await runCli(['--version'], env)).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+      expect(parseCliArgs(['-V'])).toEqual({ kind: 'version' });
+      expect(parseCliArgs(['get', 'k', '--version'])).toEqual({ kind: 'version' });
+    });
+
+    it('each command --help lists only its own flags; --help lists them all', async () => {
+      const [all, get, list, watch] = [helpText(), helpText('get'), helpText('list'), helpText('watch')];
+      expect(await runCli(['get', '--help'], env)).toEqual({ code: 0, stdout: get, stderr: '' });
+      const common = [
+        '--addr',
+        '--token',
+        '--dc',
+        '--consistency',
+        '--decode',
+        '--json',
+        '--help',
+        '--version',
+      ];
+      for (const help of [all, get, list, watch]) {
+        for (const flag of common) expect(help).toContain(flag);
+      }
+      expect(all).toContain('--prefix <prefix>');
+      expect(watch).toContain('--prefix <prefix>');
+      expect(get).not.toContain('--prefix');
+      expect(list).not.toContain('--prefix');
+      // --json says what each command prints.
+      expect(get).toMatch(/--json +the Leader as JSON/);
+      expect(list).toMatch(/--json +one JSON array/);
+      expect(watch).toMatch(/--json +one JSON object per line/);
+    });
+
+    const TOKENS = ['hunter2\nsecret-a41f', 'hunter2\rsecret-a41f', 'hunter2\u{1F600}secret-a41f'];
+
+    it('a --token that is no HTTP header value is a usage error naming --token, never the token', () => {
+      for (const token of TOKENS) {
+        for (const args of [
+          ['get', 'k', '--token', token],
+          ['list', 'p/', `--token=${token}`],
+          ['watch', '--prefix', 'p/', '--token', token],
+        ]) {
+          const parsed = parseCliArgs(args);
+          expect(parsed).toMatchObject({ kind: 'usage-error', message: expect.stringContaining('--token') });
+          expect(JSON.stringify(parsed)).not.toMatch(/hunter2|secret-a41f/);
+        }
+      }
+    });
+
+    it('... and exits 2 without printing it; a CONSUL_HTTP_TOKEN with a line break exits 2 naming it', async () => {
+      const runs = await Promise.all([
+        runCli(['get', 'k', '--token', TOKENS[0] as string], env),
+        runCli(['watch', 'k', '--json', `--token=${TOKENS[2] as string}`], env),
+        runCli(['list', 'p/'], { ...env, CONSUL_HTTP_TOKEN: TOKENS[1] as string }),
+      ]);
+      runs.forEach((res, i) => {
+        expect(res.code).toBe(2);
+        expect(res.stdout).toBe('');
+        expect(res.stderr).toMatch(
+          i < 2 ? /^consul-leader: .*--token/ : /^consul-leader: .*CONSUL_HTTP_TOKEN/,
+        );
+        expect(res.stderr).not.toMatch(/hunter2|secret-a41f/);
+      });
+    });
+
+    it('a key the SDK refuses, or a --dc or --addr with a control character, is a usage error naming it', () => {
+      for (const key of ['a/../b', 'a//b', 'a/./b', 'a\u0001b']) {
+        for (const [args, named] of [
+          [['get', key], 'key'],
+          [['watch', key], 'key'],
+          [['list', `${key}/`], 'prefix'],
+          [['watch', '--prefix', `${key}/`], 'prefix'],
+        ] as const) {
+          expect(parseCliArgs(args)).toEqual({
+            kind: 'usage-error',
+            message: expect.stringMatching(new RegExp(`^INVALID_OPTION: invalid option ${named} "`)),
+          });
+        }
+      }
+      expect(parseCliArgs(['get', 'k', '--dc', 'dc1\nx'])).toMatchObject({
+        message: expect.stringMatching(/^INVALID_OPTION: invalid option --dc: /),
+      });
+      expect(parseCliArgs(['get', 'k', '--addr', '127.0.0.1\n:8500'])).toMatchObject({
+        message: expect.stringMatching(/^INVALID_OPTION: invalid option --addr: /),
+      });
+    });
+
+    it('... and exits 2 (not 1), with the control characters escaped', async () => {
+      const runs = await Promise.all([
+        runCli(['get', 'a/../b'], env),
+        runCli(['list', 'a//b/'], env),
+        runCli(['watch', '--prefix', 'a\u0001b/'], env),
+        runCli(['get', 'k', '--dc', 'dc1\nx'], env),
+      ]);
+      for (const res of runs) {
+        expect(res.code).toBe(2);
+        expect(res.stdout).toBe('');
+        expect(res.stderr).toMatch(/^consul-leader: INVALID_OPTION: invalid option /);
+        // No raw control character but the line breaks that end the lines.
+        expect([...res.stderr].filter((c) => c < ' ' && c !== '\n')).toEqual([]);
+      }
+    });
+  });
 });
 
 describe('consul-leader CLI with ACLs (default deny)', () => {
@@ -851,6 +1181,86 @@ describe('consul-leader CLI formatting', () => {
       expect(Array.from(first as string)).toHaveLength(100);
       const narrow = renderTable(long, { now, width: 60 })[1] as string;
       expect(narrow).toMatch(/^…\S*\/db\/leader {2}leader {2}/); // the end of the key stays
+    });
+
+    describe('a descriptor that cannot be written as JSON (writeState)', () => {
+      // Deeper than any stack lets JSON.stringify go, in any test worker.
+      const tooDeep = (): unknown => {
+        let node: unknown = [];
+        for (let i = 0; i < 100_000; i += 1) node = [node];
+        return node;
+      };
+      const deep = leader('svc/deep', tooDeep());
+      const nestedTooDeeply = /the descriptor cannot be written as JSON: it is nested too deeply/;
+
+      it('shows the key as invalid, with the reason, in lines, JSON lines, JSON arrays and tables', () => {
+        expect(stateLine(deep, now)).toMatch(
+          /^\S+Z invalid {2}svc\/deep {2}INVALID_DESCRIPTOR: the descriptor cannot be written as JSON: it is nested too deeply .*session=8c1e2f3a-1111-4000-8000-000000000001 node=db-host-1$/,
+        );
+        expect(JSON.parse(stateJsonLine(deep, now))).toMatchObject({
+          time: now.toISOString(),
+          status: 'invalid',
+          key: 'svc/deep',
+          entry: { lockIndex: '1', modifyIndex: '9' },
+          session: { id: session.id },
+          error: { code: 'INVALID_DESCRIPTOR', message: expect.stringMatching(nestedTooDeeply) },
+          issues: [{ code: 'unwritable', path: [] }],
+          consul: { index: '42' },
+        });
+        const array = JSON.parse(statesJson([vacant('svc/a'), deep, invalid])) as State[];
+        expect(array.map((s) => [s.key, s.status])).toEqual([
+          ['svc/a', 'vacant'],
+          ['svc/deep', 'invalid'],
+          ['svc/c', 'invalid'],
+        ]);
+        const [, row, next] = renderTable([{ state: deep }, { state: vacant('svc/e') }], { now });
+        expect(row).toMatch(/^svc\/deep {2}invalid {2}raw="" \(the descriptor cannot be written as JSON: /);
+        expect(next).toMatch(/^svc\/e +vacant/);
+        // Unreachable: what was last known of it.
+        const down: State = {
+          status: 'unreachable',
+          key: 'svc/deep',
+          error: { code: 'CONSUL_UNREACHABLE', message: 'refused' },
+          attempt: 1,
+          retryInMs: 250,
+          lastKnown: deep as Settled,
+        };
+        expect(JSON.parse(stateJsonLine(down, now))).toMatchObject({
+          status: 'unreachable',
+          lastKnown: { status: 'invalid', issues: [{ code: 'unwritable' }] },
+        });
+        expect(renderTable([{ state: down }], { now })[1]).toMatch(/^svc\/deep {2}unreachable {2}raw="" \(/);
+      });
+
+      it('a descriptor that overflows where it is written, deeper in the stack, is invalid by the depth bound', () => {
+        // 1,500 levels: JSON.stringify writes it from a shallow stack, but may not from a deep one.
+        let nested: unknown = [];
+        for (let i = 0; i < 1_500; i += 1) nested = [nested];
+        const edge = leader('svc/edge', nested);
+        const written = writeState(edge, (state) => {
+          if (state.status === 'leader') throw new RangeError('Maximum call stack size exceeded');
+          return state;
+        });
+        expect(written).toMatchObject({
+          status: 'invalid',
+          error: { message: expect.stringMatching(nestedTooDeeply) },
+          issues: [{ code: 'unwritable' }],
+        });
+        // A shallow descriptor that fails to be written: not the descriptor's fault, not hidden.
+        const shallow = leader('svc/shallow', { host: 'db-1' });
+        expect(() =>
+          writeState(shallow, () => {
+            throw new RangeError('Maximum call stack size exceeded');
+          }),
+        ).toThrow(RangeError);
+        // Any other failure is not the descriptor's: it is not hidden.
+        expect(() =>
+          writeState(vacant('svc/v'), () => {
+            throw new Error('not a descriptor');
+          }),
+        ).toThrow('not a descriptor');
+        expect(stateJson(shallow)).toBe(JSON.stringify(shallow, jsonReplacer));
+      });
     });
 
     it('colours only the state, outside the padding; control characters are escaped', () => {

@@ -1,31 +1,58 @@
 /** Command-line parsing of `consul-leader` (node:util parseArgs) and its usage text. */
 import { parseArgs } from 'node:util';
-import type { Consistency } from '../config/options.js';
+import { parseAddress } from '../config/env.js';
+import { type Consistency, checkKey, checkToken } from '../config/options.js';
+import { InvalidOptionError } from '../errors.js';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_NO_LEADER = 3;
 
-const OPTIONS = `Options:
-  --addr <addr>          Consul HTTP API: host:port or http(s)://host:port (default: CONSUL_HTTP_ADDR,
+/** The options every command takes. */
+const COMMON_OPTIONS = `  --addr <addr>          Consul HTTP API: host:port or http(s)://host:port (default: CONSUL_HTTP_ADDR,
                          else 127.0.0.1:8500); CONSUL_CACERT, CONSUL_CLIENT_CERT, ... still apply
-  --token <token>        ACL token (default: CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)
+  --token <token>        ACL token (default: CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE); never printed
   --dc <dc>              datacenter to read from (default: the agent's)
   --consistency <mode>   default | stale | consistent (default: default)
   --decode <format>      how the keys' values are decoded: json | text (default: json)
-  --prefix <prefix>      watch: follow every key under the prefix (one recursive query) instead of one key
+`;
+
+const HELP_OPTIONS = `  -h, --help             print this help (consul-leader <command> --help: help on one command)
+  -V, --version          print the version of consul-leader
+`;
+
+/** Every option, for the whole usage. */
+const OPTIONS = `Options:
+${COMMON_OPTIONS}  --prefix <prefix>      watch: follow every key under the prefix (one recursive query) instead of one key
   --json                 JSON instead of text (bigints as decimal strings): one object per line
                          (get, watch), one array (list)
-  -h, --help             print this help (consul-leader <command> --help: help on one command)
-`;
+${HELP_OPTIONS}`;
+
+/** The options of one command: only the flags it takes. */
+const COMMAND_OPTIONS = {
+  get: `Options:
+${COMMON_OPTIONS}  --json                 the Leader as JSON (bigints as decimal strings); null when the key has no
+                         leader; the LeaderState (without "time") when its value is invalid
+${HELP_OPTIONS}`,
+  watch: `Options:
+${COMMON_OPTIONS}  --prefix <prefix>      follow every key under the prefix (one recursive query) instead of one key
+  --json                 one JSON object per line: the LeaderState plus "time" (bigints as decimal strings)
+${HELP_OPTIONS}`,
+  list: `Options:
+${COMMON_OPTIONS}  --json                 one JSON array of the keys' states (LeaderState, bigints as decimal strings)
+${HELP_OPTIONS}`,
+} as const;
 
 const EXIT_CODES = `Exit codes:
   0  get: the key has a leader; list: Consul was read (even with no key or no leader under the prefix);
-     watch: stopped by SIGINT/SIGTERM
-  3  get: the key has no leader (missing, released, session gone, or a value that cannot be decoded)
+     watch: stopped by SIGINT/SIGTERM, or its reader went away (a closed pipe)
+  3  get: the key has no leader (missing, released, session gone), or its value is invalid (cannot be
+     decoded, or cannot be written as JSON: printed as an invalid state with the reason)
   1  error: Consul unreachable, permission denied, unexpected answer (printed on stderr with its code)
-  2  usage error: unknown command or option, missing key, invalid option or configuration
+  2  usage error: unknown command or option, missing key, invalid key, token, option or configuration
+A closed stdout or stderr (consul-leader ... | head -1) is no error: nothing more is written there,
+nothing is said about it, and the exit code is what it would have been (a closed stdout ends watch: 0).
 `;
 
 export const USAGE = `Usage:
@@ -48,7 +75,11 @@ const COMMAND_HELP = {
   get: `Usage: consul-leader get <key> [options]
 
 Reads the key and its session once (non-blocking) and prints the leader: a line with the time, the
-key, the descriptor, the session id and its Consul node; with --json, the Leader as JSON, or null.
+key, the descriptor, the session id and its Consul node; with --json, the Leader as JSON (exit 0).
+A key without a leader prints "no leader" (--json: null), exit 3. A key held by a session whose value
+is invalid (not JSON, say, or nested too deeply to be written as JSON) prints the invalid line of
+watch: the reason and the session (--json: the LeaderState, {"status":"invalid",...} with the raw
+value, without "time"), exit 3.
 `,
   watch: `Usage:
   consul-leader watch <key> [options]
@@ -81,7 +112,9 @@ errors as {"code","message","status"?}); [] when the prefix has no key.
 
 /** The help of one command, or the whole usage. */
 export function helpText(command?: Command): string {
-  return command === undefined ? USAGE : `${COMMAND_HELP[command]}\n${OPTIONS}\n${EXIT_CODES}`;
+  return command === undefined
+    ? USAGE
+    : `${COMMAND_HELP[command]}\n${COMMAND_OPTIONS[command]}\n${EXIT_CODES}`;
 }
 
 export type Command = 'watch' | 'get' | 'list';
@@ -105,6 +138,7 @@ export interface CliOptions {
 export type ParsedArgs =
   | { readonly kind: 'run'; readonly options: CliOptions }
   | { readonly kind: 'help'; readonly command?: Command }
+  | { readonly kind: 'version' }
   | { readonly kind: 'usage-error'; readonly message: string };
 
 const CONSISTENCIES: readonly Consistency[] = ['default', 'stale', 'consistent'];
@@ -119,6 +153,7 @@ const optionSpec = {
   prefix: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
 } as const;
 
 function isOneOf<T extends string>(value: string, allowed: readonly T[]): value is T {
@@ -146,6 +181,31 @@ function redact(message: string, secrets: readonly string[]): string {
   return secrets.reduce((text, secret) => text.split(secret).join('<redacted>'), message);
 }
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+
+/** Throws INVALID_OPTION when `value` holds a control character (or matches `also`). */
+function noControl(name: string, value: string, also?: RegExp): void {
+  if (CONTROL.test(value) || also?.test(value)) {
+    const what = also ? 'a control character or a space' : 'a control character';
+    throw new InvalidOptionError(
+      `invalid option ${name}: must not hold ${what}, got ${JSON.stringify(value)}`,
+    );
+  }
+}
+
+/** The message of the SDK's INVALID_OPTION error `check` throws, prefixed with its code. */
+function sdkRefusal(check: () => void): string | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (error) {
+    const { code } = error as { code?: unknown };
+    const message = error instanceof Error ? error.message : String(error);
+    return `${typeof code === 'string' ? code : 'INVALID_OPTION'}: ${message}`;
+  }
+}
+
 /** Parses `argv` (without `node` and the script). Never throws. */
 export function parseCliArgs(argv: readonly string[]): ParsedArgs {
   let parsed;
@@ -161,6 +221,7 @@ export function parseCliArgs(argv: readonly string[]): ParsedArgs {
   const [command, target, ...rest] = positionals;
   const known = command !== undefined && isOneOf(command, COMMANDS);
   if (values.help) return known ? { kind: 'help', command } : { kind: 'help' };
+  if (values.version) return { kind: 'version' };
 
   if (command === undefined) return { kind: 'usage-error', message: 'missing command (watch, get or list)' };
   if (!known) return { kind: 'usage-error', message: `unknown command ${JSON.stringify(command)}` };
@@ -191,6 +252,18 @@ export function parseCliArgs(argv: readonly string[]): ParsedArgs {
   if (decode !== undefined && !isOneOf(decode, DECODE_FORMATS)) {
     return notOneOf('decode', decode, DECODE_FORMATS);
   }
+  // What the SDK would refuse (INVALID_OPTION) is a usage error here, named after the flag;
+  // a token is never shown (CONSUL_HTTP_TOKEN is checked by the SDK, with the same rule).
+  const refused = sdkRefusal(() => {
+    checkKey(command === 'list' || values.prefix !== undefined ? 'prefix' : 'key', key);
+    checkToken('--token', values.token);
+    if (values.addr !== undefined) {
+      noControl('--addr', values.addr.trim());
+      parseAddress('--addr', values.addr);
+    }
+    if (values.dc !== undefined) noControl('--dc', values.dc, /\s/);
+  });
+  if (refused !== undefined) return { kind: 'usage-error', message: redact(refused, tokenValues(argv)) };
 
   return {
     kind: 'run',

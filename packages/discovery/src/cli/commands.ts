@@ -1,4 +1,6 @@
 /** The `get` and `watch` commands over a `LeaderDiscovery`, writing lines and returning an exit code. */
+import { firstValueFrom } from 'rxjs';
+import type { ErrorInfo, LeaderState } from '@consul-leader/types';
 import type { LeaderDiscovery } from '../discovery.js';
 import type { LeaderDiscoveryOptions, LeaderOptions } from '../config/options.js';
 import { isLeaderDiscoveryError } from '../errors.js';
@@ -9,8 +11,10 @@ import {
   leaderLine,
   noLeaderLine,
   printable,
+  stateJson,
   stateJsonLine,
   stateLine,
+  writeState,
 } from './format.js';
 import type { Terminal } from './screen.js';
 
@@ -19,6 +23,8 @@ export interface Output {
   readonly out: (line: string) => void;
   /** Writes one line to stderr. */
   readonly err: (line: string) => void;
+  /** Whether stdout was closed (a reader that went away): nothing written there is read any more. */
+  readonly closed?: () => boolean;
   /** Whether human lines are coloured. */
   readonly colour: boolean;
   /** The terminal's width, when stdout is one: tables fit it. Absent: values in full. */
@@ -60,24 +66,40 @@ export function reportError(error: unknown, output: Output): number {
   return EXIT_ERROR;
 }
 
+/**
+ * `get <key>`: the key's state from one non-blocking read (the first state `watch()` emits).
+ * A leader: its line, or the Leader as JSON, exit 0. No leader: "no leader", or null, exit 3.
+ * An invalid value (not decodable, or a descriptor that cannot be written as JSON): the
+ * `invalid` line of `watch`, or the LeaderState as JSON (without "time"), exit 3.
+ * Consul not read (unreachable, permission denied): the error on stderr, exit 1.
+ */
 export async function runGet(
   discovery: LeaderDiscovery,
   options: CliOptions,
   output: Output,
 ): Promise<number> {
-  let leader;
+  let state: LeaderState<unknown, ErrorInfo>;
   try {
-    leader = await discovery.current(options.key, callOptions(options));
+    state = await firstValueFrom(discovery.watch(options.key, callOptions(options)));
   } catch (error) {
     return reportError(error, output);
   }
-  if (options.json) {
-    output.out(leaderJson(leader));
-  } else {
-    const now = new Date();
-    output.out(leader ? leaderLine(leader, now, output.colour) : noLeaderLine(options.key, now));
-  }
-  return leader ? EXIT_OK : EXIT_NO_LEADER;
+  if (state.status === 'unreachable') return reportError(state.error, output);
+  const now = new Date();
+  const { json } = options;
+  const { colour } = output;
+  const [text, code] = writeState(state, (shown): [string, number] => {
+    switch (shown.status) {
+      case 'leader':
+        return [json ? leaderJson(shown.leader) : leaderLine(shown.leader, now, colour), EXIT_OK];
+      case 'vacant':
+        return [json ? leaderJson(null) : noLeaderLine(options.key, now), EXIT_NO_LEADER];
+      default:
+        return [json ? stateJson(shown) : stateLine(shown, now, colour), EXIT_NO_LEADER];
+    }
+  });
+  output.out(text);
+  return code;
 }
 
 /** Prints every state of the key until `stop` aborts (exit 0). */

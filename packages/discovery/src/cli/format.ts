@@ -1,5 +1,6 @@
 /** Pure formatting of leader states for `consul-leader`: human lines and JSON lines. */
 import { type ErrorInfo, type Leader, type LeaderState, bigintReplacer } from '@consul-leader/types';
+import { writableState } from '../leader/writable-state.js';
 
 type State = LeaderState<unknown, ErrorInfo>;
 
@@ -19,12 +20,50 @@ export function jsonReplacer(key: string, value: unknown): unknown {
   return bigintReplacer(key, value);
 }
 
-/** One JSON line of a `watch` state, with the time it was received. */
-export function stateJsonLine(state: State, time: Date): string {
-  return JSON.stringify({ time: time.toISOString(), ...state }, jsonReplacer);
+/**
+ * The same key as `invalid` (an `unwritable` issue, the raw value), after writing `state`
+ * threw `error`: its descriptor, or its last known one, cannot be written as JSON (nested too
+ * deeply for `JSON.stringify`, say). Throws `error` again when the descriptor is not the cause.
+ */
+function asUnwritable(state: State, error: unknown): State {
+  const checked = writableState(state, jsonReplacer);
+  if (checked !== state) return checked;
+  throw error;
 }
 
-/** The JSON of a leader (or `null`), for `get --json`. */
+/**
+ * `write(state)`: every state the CLI prints (a line, a JSON line, a table row) goes
+ * through here. When writing it throws because its descriptor cannot be written as JSON,
+ * the key is written as `invalid`, with the reason and the raw value, and the output goes
+ * on: one such key hides no other.
+ */
+export function writeState<R>(state: State, write: (state: State) => R): R {
+  try {
+    return write(state);
+  } catch (error) {
+    return write(asUnwritable(state, error));
+  }
+}
+
+/** The JSON of a state (`list --json`'s items, `get --json` of an invalid value). */
+export function stateJson(state: State): string {
+  return writeState(state, (shown) => JSON.stringify(shown, jsonReplacer));
+}
+
+/** One JSON line of a `watch` state, with the time it was received. */
+export function stateJsonLine(state: State, time: Date): string {
+  return writeState(state, (shown) => JSON.stringify({ time: time.toISOString(), ...shown }, jsonReplacer));
+}
+
+/** The JSON array of states of `list --json`: each state written on its own (see `writeState`). */
+export function statesJson(states: readonly State[]): string {
+  return `[${states.map(stateJson).join(',')}]`;
+}
+
+/**
+ * The JSON of a leader (or `null`), for `get --json`. Throws when the descriptor cannot be
+ * written: call it inside `writeState`.
+ */
 export function leaderJson(leader: Leader<unknown> | null): string {
   return JSON.stringify(leader, jsonReplacer);
 }
@@ -65,13 +104,20 @@ function line(time: Date, status: State['status'], key: string, colour: boolean,
   return [`${time.toISOString()} ${label(status, colour)}`, printable(key), ...parts].join('  ');
 }
 
-/** The human line of a leader: time, key, descriptor, session and its Consul node. */
+/**
+ * The human line of a leader: time, key, descriptor, session and its Consul node. Throws when
+ * the descriptor cannot be written as JSON: call it inside `writeState` (as `stateLine` does).
+ */
 export function leaderLine(leader: Leader<unknown>, time: Date, colour = false): string {
   return line(time, 'leader', leader.key, colour, [descriptor(leader.node), sessionPart(leader.session)]);
 }
 
-/** The human line of any state. */
+/** The human line of any state (a descriptor that cannot be written as JSON: `invalid`). */
 export function stateLine(state: State, time: Date, colour = false): string {
+  return writeState(state, (shown) => humanLine(shown, time, colour));
+}
+
+function humanLine(state: State, time: Date, colour: boolean): string {
   switch (state.status) {
     case 'leader':
       return leaderLine(state.leader, time, colour);

@@ -1,20 +1,53 @@
 #!/usr/bin/env node
 /** `consul-leader`: the entry point. Wires arguments, the environment, signals and exit codes. */
+import { readFileSync } from 'node:fs';
 import { type LeaderDiscovery, createLeaderDiscovery } from '../discovery.js';
-import { EXIT_OK, EXIT_USAGE, USAGE, helpText, parseCliArgs } from './args.js';
+import { EXIT_ERROR, EXIT_OK, EXIT_USAGE, USAGE, helpText, parseCliArgs } from './args.js';
 import { type Output, discoveryOptions, reportError, runGet, runWatch } from './commands.js';
+import { printable } from './format.js';
 import { runList, runWatchPrefix } from './prefix.js';
 import type { Terminal } from './screen.js';
 
+/**
+ * stdout and stderr, closed once they fail. An error on either (EPIPE: `consul-leader get k | true`,
+ * `list p/ | head -1`) is no crash and prints nothing: what is written there afterwards is
+ * dropped, and the command ends with the exit code it would have had (`watch` stops: exit 0).
+ */
+const closedStreams = new Set<NodeJS.WriteStream>();
+const stdoutClosed = new AbortController();
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', () => {
+    closedStreams.add(stream);
+    if (stream === process.stdout) stdoutClosed.abort();
+  });
+}
+
+function isClosed(stream: NodeJS.WriteStream): boolean {
+  return closedStreams.has(stream) || stream.destroyed;
+}
+
+function write(stream: NodeJS.WriteStream, text: string): void {
+  if (!isClosed(stream)) stream.write(text);
+}
+
 function flush(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => {
-    if (stream.destroyed || !stream.writable) resolve();
+    if (isClosed(stream) || !stream.writable) resolve();
     else stream.write('', () => resolve());
   });
 }
 
+/** The version of the package this file was built in (dist/cli/main.js: ../../package.json). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
+  };
+  if (typeof pkg.version !== 'string') throw new Error('package.json has no version');
+  return pkg.version;
+}
+
 const terminal: Terminal = {
-  write: (text) => void process.stdout.write(text),
+  write: (text) => write(process.stdout, text),
   size: () => ({ columns: process.stdout.columns || 80, rows: process.stdout.rows || 24 }),
   onResize: (listener) => {
     process.stdout.on('resize', listener);
@@ -25,19 +58,24 @@ const terminal: Terminal = {
 async function main(argv: readonly string[]): Promise<number> {
   const tty = process.stdout.isTTY === true;
   const output: Output = {
-    out: (line) => void process.stdout.write(`${line}\n`),
-    err: (line) => void process.stderr.write(`${line}\n`),
+    out: (line) => write(process.stdout, `${line}\n`),
+    err: (line) => write(process.stderr, `${line}\n`),
+    closed: () => isClosed(process.stdout),
     colour: tty && !process.env.NO_COLOR,
     ...(tty ? { width: terminal.size().columns, terminal } : {}),
   };
 
   const parsed = parseCliArgs(argv);
   if (parsed.kind === 'help') {
-    process.stdout.write(helpText(parsed.command));
+    write(process.stdout, helpText(parsed.command));
+    return EXIT_OK;
+  }
+  if (parsed.kind === 'version') {
+    write(process.stdout, `${version()}\n`);
     return EXIT_OK;
   }
   if (parsed.kind === 'usage-error') {
-    process.stderr.write(`consul-leader: ${parsed.message}\n\n${USAGE}`);
+    write(process.stderr, `consul-leader: ${printable(parsed.message)}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
   const options = parsed.options;
@@ -59,7 +97,8 @@ async function main(argv: readonly string[]): Promise<number> {
     process.once('SIGINT', onStop);
     process.once('SIGTERM', onStop);
     // A reader that went away (`consul-leader watch k | head -1`) ends the watch too.
-    process.stdout.on('error', onStop);
+    if (stdoutClosed.signal.aborted) onStop();
+    else stdoutClosed.signal.addEventListener('abort', onStop, { once: true });
     return options.prefix
       ? await runWatchPrefix(discovery, options, output, stop.signal)
       : await runWatch(discovery, options, output, stop.signal);
@@ -74,7 +113,10 @@ main(process.argv.slice(2)).then(
     process.exit(code);
   },
   (error: unknown) => {
-    process.stderr.write(`consul-leader: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    write(
+      process.stderr,
+      `consul-leader: ${printable(error instanceof Error ? error.message : String(error))}\n`,
+    );
+    process.exit(EXIT_ERROR);
   },
 );

@@ -9,7 +9,7 @@ import type { ErrorInfo, LeaderState } from '@consul-leader/types';
 import type { LeaderDiscovery } from '../discovery.js';
 import { type CliOptions, EXIT_ERROR, EXIT_OK } from './args.js';
 import { type Output, callOptions, reportError } from './commands.js';
-import { errorInfo, errorPart, jsonReplacer, printable, stateJsonLine, stateLine } from './format.js';
+import { errorInfo, errorPart, printable, stateJsonLine, stateLine, statesJson } from './format.js';
 import { PrefixView } from './prefix-view.js';
 import { LiveScreen } from './screen.js';
 import { type ConsulStatus, renderTable, renderWatchScreen } from './table.js';
@@ -42,7 +42,7 @@ export async function runList(
   }
   const sorted = [...prefix.states.values()].sort(byKey);
   if (options.json) {
-    output.out(JSON.stringify(sorted, jsonReplacer));
+    output.out(statesJson(sorted));
   } else {
     const table = renderTable(
       sorted.map((state) => ({ state })),
@@ -52,7 +52,11 @@ export async function runList(
         ...(output.width === undefined ? {} : { width: output.width }),
       },
     );
-    for (const line of table) output.out(line);
+    for (const line of table) {
+      // A reader that went away (`list p/ | head -1`) reads no more lines.
+      if (output.closed?.()) break;
+      output.out(line);
+    }
   }
   return EXIT_OK;
 }

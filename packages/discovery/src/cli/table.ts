@@ -3,7 +3,7 @@
  * `watch --prefix`: states, the time and the terminal's size in, lines out.
  */
 import type { ConsulReadMeta, ErrorInfo, LeaderState } from '@consul-leader/types';
-import { errorPart, jsonReplacer, printable } from './format.js';
+import { errorPart, jsonReplacer, printable, writeState } from './format.js';
 
 type State = LeaderState<unknown, ErrorInfo>;
 
@@ -109,8 +109,15 @@ interface Cells {
   readonly session: string;
 }
 
-/** The cells of one state; an `unreachable` key shows what was last known of it. */
+/**
+ * The cells of one state; an `unreachable` key shows what was last known of it. A descriptor
+ * that cannot be written as JSON shows as `invalid`, with the reason (see `writeState`).
+ */
 function cellsOf(state: State): Cells {
+  return writeState(state, stateCells);
+}
+
+function stateCells(state: State): Cells {
   const shown = state.status === 'unreachable' ? state.lastKnown : state;
   let leader: string;
   let session: { id: string; node: string } | null = null;

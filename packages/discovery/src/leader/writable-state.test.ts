@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { type LeaderState, bigintReplacer, leaderStateSchema } from '@consul-leader/types';
 import { sessionInfo } from '../test-fixtures.js';
 import { InvalidDescriptorError } from '../errors.js';
-import { jsonOr, rememberRaw, unwritable, writableState } from './writable-state.js';
+import { MAX_WRITABLE_DEPTH, jsonOr, rememberRaw, unwritable, writableState } from './writable-state.js';
 
 const deep = (n: number): unknown => JSON.parse('['.repeat(n) + ']'.repeat(n)) as unknown;
 const consul = { index: 7n, lastContactMs: 0, knownLeader: true };
@@ -68,6 +68,13 @@ describe('writableState', () => {
       lastKnown: { status: 'invalid', raw: '' },
     });
     expect(() => JSON.stringify(shown, bigintReplacer)).not.toThrow();
+  });
+
+  it('bounds the depth it calls writable at 1,000 levels, whatever the stack left', () => {
+    expect(unwritable(deep(MAX_WRITABLE_DEPTH - 1), bigintReplacer)).toBeUndefined();
+    expect(unwritable(deep(MAX_WRITABLE_DEPTH + 1), bigintReplacer)).toMatch(/more than 1000 levels/);
+    // 100,000 levels are measured without a stack overflow.
+    expect(unwritable(deep(100_000), bigintReplacer)).toMatch(/nested too deeply/);
   });
 
   it('says why other descriptors cannot be written (a cycle, a throwing toJSON)', () => {

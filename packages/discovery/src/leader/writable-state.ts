@@ -19,14 +19,37 @@ export function rememberRaw<L extends object>(leader: L, valueBase64: string | n
   return leader;
 }
 
+/**
+ * Deeper than this, a descriptor is not written at all. `JSON.stringify` with a replacer
+ * overflows the stack somewhere past 2,000 levels, and where exactly depends on how deep
+ * the caller already is: a fixed bound gives every surface the same answer.
+ */
+export const MAX_WRITABLE_DEPTH = 1000;
+
+/** Whether `value` nests objects and arrays deeper than `max` (iterative: no stack to overflow). */
+function deeperThan(value: unknown, max: number): boolean {
+  const seen = new Set<object>();
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next;
+    if (typeof item !== 'object' || item === null || seen.has(item)) continue;
+    if (depth >= max) return true;
+    seen.add(item);
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** Why `value` cannot be written by `JSON.stringify(value, replacer)`, or undefined when it can. */
 export function unwritable(value: unknown, replacer: Replacer): string | undefined {
+  if (deeperThan(value, MAX_WRITABLE_DEPTH)) {
+    return `it is nested too deeply (more than ${MAX_WRITABLE_DEPTH} levels)`;
+  }
   try {
     JSON.stringify(value, replacer);
     return undefined;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return error instanceof RangeError ? `it is nested too deeply (${message})` : message;
+    return error instanceof Error ? error.message : String(error);
   }
 }
 

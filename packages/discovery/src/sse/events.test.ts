@@ -218,6 +218,17 @@ describe('leaderEventJson', () => {
     });
     expect(states[1]).toEqual(good);
 
+    // Each key is judged on its own: a descriptor JSON.stringify can write stays a leader
+    // beside one it cannot; a payload with nothing to replace is written as before.
+    const nested = JSON.parse('['.repeat(1500) + ']'.repeat(1500)) as unknown;
+    const [mixed] = leaderEvents(undefined, prefixState([bad, leader('svc/nested', 'S3', nested)]));
+    if (!mixed) throw new Error('no snapshot');
+    const statuses = (JSON.parse(leaderEventJson(mixed)) as { states: { status: string }[] }).states;
+    expect(statuses.map((s) => s.status)).toEqual(['invalid', 'leader']);
+    const [plain] = leaderEvents(undefined, prefixState([good], null));
+    if (!plain) throw new Error('no snapshot');
+    expect(leaderEventJson(plain)).toBe(eventJson(plain.data));
+
     const [state] = leaderEvents(prefixState([good]), prefixState([good, bad]));
     if (!state) throw new Error('no state event');
     expect(State.parse(JSON.parse(leaderEventJson(state)))).toMatchObject({

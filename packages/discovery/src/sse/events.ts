@@ -117,12 +117,22 @@ export function eventJson(data: unknown): string {
  * (see `writableState`): one bad key neither ends the stream nor hides the others.
  */
 export function leaderEventJson<T>(event: LeaderEvent<T>): string {
-  return jsonOr(event.data, bigintReplacer, () => {
-    if (event.event === 'state') return writableState(event.data, bigintReplacer);
-    if (event.event !== 'snapshot') return event.data;
-    const states = event.data.states.map((state) => writableState(state, bigintReplacer));
-    return { ...event.data, states };
-  });
+  switch (event.event) {
+    case 'snapshot': {
+      // Each key written on its own: judged as its own `state` event would be.
+      const { prefix, states, unreachable } = event.data;
+      const list = states.map(stateJson).join(',');
+      return `{"prefix":${eventJson(prefix)},"states":[${list}],"unreachable":${eventJson(unreachable)}}`;
+    }
+    case 'state':
+      return stateJson(event.data);
+    default:
+      return eventJson(event.data);
+  }
+}
+
+function stateJson<T>(state: LeaderState<T>): string {
+  return jsonOr(state, bigintReplacer, () => writableState(state, bigintReplacer));
 }
 
 /** One event in the `text/event-stream` format (`id`, `event`, one `data:` line per line of the data). */

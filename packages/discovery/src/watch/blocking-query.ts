@@ -7,7 +7,7 @@ import { Observable } from 'rxjs';
 import type { ConsulReadMeta } from '@consul-leader/types';
 import { type LeaderDiscoveryError, asLeaderError } from '../errors.js';
 import { readIndex, readMeta } from '../wire/headers.js';
-import { RequestAbortedError, type ConsulResponse } from '../wire/transport.js';
+import type { ConsulResponse } from '../wire/transport.js';
 import { NO_INDEX, nextIndex } from './index-rules.js';
 import { retryDelayMs, type RetryPolicy } from './retry-policy.js';
 import { sleep } from './sleep.js';
@@ -90,6 +90,7 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
         let received: bigint;
         try {
           response = await options.send(index, signal);
+          if (signal.aborted) return;
           // An answer byte-identical to the last one emitted reads the same: not decoded again.
           unchanged =
             lastEmitted !== undefined &&
@@ -99,7 +100,8 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
           if (!unchanged) value = options.read(response);
           received = readIndex(response.headers);
         } catch (caught) {
-          if (signal.aborted || caught instanceof RequestAbortedError) return;
+          // Only our own abort ends the loop: any other failure, an abort from below included, is retried.
+          if (signal.aborted) return;
           failures += 1;
           const error = asLeaderError(caught);
           const retryInMs = retryDelayMs(failures, error, options.retry, options.random);
@@ -116,8 +118,12 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
         } else {
           lastEmitted = response;
           subscriber.next({ type: 'result', value: value as T, meta: readMeta(response.headers, received) });
-          const joining = options.beforeNextRead?.();
-          if (joining) await joining;
+          try {
+            const joining = options.beforeNextRead?.();
+            if (joining) await joining;
+          } catch {
+            // A join that fails is its own stream's news: the loop goes on either way.
+          }
         }
       }
     };

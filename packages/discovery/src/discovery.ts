@@ -32,17 +32,17 @@ import {
   resolveDiscoveryDefaults,
 } from './config/options.js';
 import { DiscoveryClosedError, type LeaderDiscoveryError, asLeaderError } from './errors.js';
-import { followKey } from './leader/follow-key.js';
-import type { KeyEvent, KeySnapshot } from './leader/key-snapshot.js';
-import { leaderOf, leadersOf } from './leader/leader-of.js';
-import { type PrefixEvent, followPrefix } from './leader/follow-prefix.js';
-import { type LeaderHandle, followHandle } from './leader/follow-handle.js';
-import type { CoalesceOptions } from './leader/coalesce.js';
-import { DEFAULT_COALESCE, KeyGroups, PrefixRouter } from './leader/coalesce.js';
-import { sameKeyEvent } from './leader/key-snapshot.js';
-import { type Descriptor, sameState, stateMapper, toSettledState } from './leader/to-state.js';
+import { followKey } from './key/follow-key.js';
+import type { KeyEvent, KeySnapshot } from './key/key-snapshot.js';
+import { leaderOf, leadersOf } from './state/leader-of.js';
+import { type PrefixEvent, followPrefix } from './prefix/follow-prefix.js';
+import { type LeaderHandle, followHandle } from './state/follow-handle.js';
+import type { CoalesceOptions } from './key/coalesce.js';
+import { DEFAULT_COALESCE, KeyGroups, PrefixRouter } from './key/coalesce.js';
+import { sameKeyEvent } from './key/key-snapshot.js';
+import { type Descriptor, sameState, stateMapper, toSettledState } from './state/to-state.js';
 import { parseDurationMs } from './wire/duration.js';
-import { KeyedList, PositionalMap, changedPositions } from './keyed-list.js';
+import { KeyedList, PositionalMap, changedPositions } from './prefix/keyed-list.js';
 import {
   type ReadScope,
   readKeyOnce,
@@ -51,9 +51,9 @@ import {
   sendKvKeysRead,
   sendKvRead,
   sendSessionListRead,
-} from './leader/reads.js';
-import { SessionDirectory } from './leader/session-directory.js';
-import { KEY_LIST_WAKEUPS, type SplitPrefixOptions, splitPrefixQuery } from './leader/split-prefix.js';
+} from './wire/requests.js';
+import { SessionDirectory } from './sessions/session-directory.js';
+import { KEY_LIST_WAKEUPS, type SplitPrefixOptions, splitPrefixQuery } from './prefix/split-prefix.js';
 import { type BlockingQueryEvent, type BlockingQueryOptions, blockingQuery } from './watch/blocking-query.js';
 import { PendingReads } from './watch/pending-reads.js';
 import { type RetryingReadEvent, retryingRead } from './watch/retrying-read.js';

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { parseCallOptions, parseDiscoveryOptions } from './config/options.js';
 import { readEnvConfig } from './config/env.js';
 import { LeaderDiscoveryError } from './errors.js';
-import { decodeDescriptor } from './leader/decode.js';
+import { decodeDescriptor } from './state/decode.js';
 import { readKvResponse } from './wire/kv.js';
 import { readSessionResponse } from './wire/session.js';
 import type { ConsulResponse } from './wire/transport.js';

@@ -15,8 +15,8 @@ export type {
   LeaderOptions,
   SplitPrefixesOption,
 } from './config/options.js';
-export type { DecodeOption } from './leader/decode.js';
-export type { LeaderHandle } from './leader/follow-handle.js';
+export type { DecodeOption } from './state/decode.js';
+export type { LeaderHandle } from './state/follow-handle.js';
 export type { RetryPolicy } from './watch/retry-policy.js';
 export type { IdleWakeupLimit } from './watch/blocking-query.js';
 export {

@@ -1,6 +1,6 @@
 /** Values the unit tests build again and again (not part of the package: excluded from the build). */
 import type { ConsulReadMeta, LeaderSession } from '@consul-leader/types';
-import { KeyedList, indexOf } from './keyed-list.js';
+import { KeyedList, indexOf } from './prefix/keyed-list.js';
 
 /** The read meta of an answer at `index` from a server that knows its Raft leader. */
 export const readMeta = (index: bigint): ConsulReadMeta => ({ index, lastContactMs: 0, knownLeader: true });

@@ -1,6 +1,6 @@
 /** Pure formatting of leader states for `consul-leader`: human lines and JSON lines. */
 import { type ErrorInfo, type Leader, type LeaderState, bigintReplacer } from '@consul-leader/types';
-import { writableState } from '../leader/writable-state.js';
+import { writableState } from '../state/writable-state.js';
 
 type State = LeaderState<unknown, ErrorInfo>;
 

@@ -4,7 +4,7 @@
  * and which keys changed (the lines to print). Pure: the time comes in.
  */
 import type { ConsulReadMeta, ErrorInfo, LeaderState, SettledLeaderState } from '@consul-leader/types';
-import { sameState } from '../leader/to-state.js';
+import { sameState } from '../state/to-state.js';
 import type { ConsulStatus, TableRow } from './table.js';
 
 type State = LeaderState<unknown, ErrorInfo>;

@@ -4,7 +4,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import type Consul from 'consul';
 import { z } from 'zod';
 import { InvalidOptionError } from '../errors.js';
-import type { DecodeOption } from '../leader/decode.js';
+import type { DecodeOption } from '../state/decode.js';
 import { parseDurationMs } from '../wire/duration.js';
 import { DEFAULT_IDLE_WAKEUP_LIMIT, type IdleWakeupLimit } from '../watch/blocking-query.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../watch/retry-policy.js';

@@ -10,7 +10,7 @@
 import { type ErrorInfo, bigintReplacer } from '@consul-leader/types';
 import type { LeaderState, PrefixOutage, PrefixState } from '../discovery.js';
 import { InvalidOptionError } from '../errors.js';
-import { jsonOr, writableState } from '../leader/writable-state.js';
+import { jsonOr, writableState } from '../state/writable-state.js';
 
 /** `consul` event: whether Consul answers the prefix's query. */
 export interface ConsulOutageInfo extends ErrorInfo {

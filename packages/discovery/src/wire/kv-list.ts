@@ -12,7 +12,7 @@ import { parseConsulJson } from '@consul-leader/types';
 import { type KvEntry, fastEntry, readKvList } from './kv.js';
 import { assertStatus } from './status.js';
 import type { ConsulResponse } from './transport.js';
-import { KeyedList, indexOf } from '../keyed-list.js';
+import { KeyedList, indexOf } from '../prefix/keyed-list.js';
 
 const OPEN_ARRAY = 0x5b; // [
 const CLOSE_ARRAY = 0x5d; // ]

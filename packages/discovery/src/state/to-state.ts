@@ -4,7 +4,7 @@ import type { ErrorInfo, Leader, LeaderState, SettledLeaderState } from '@consul
 import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import { type DecodeOption, decodeDescriptor } from './decode.js';
-import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
+import type { KeyEvent, KeySnapshot } from '../key/key-snapshot.js';
 import { rememberRaw } from './writable-state.js';
 
 export interface Descriptor<T> {

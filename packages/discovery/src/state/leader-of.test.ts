@@ -4,10 +4,10 @@ import { z } from 'zod';
 import type { Leader } from '@consul-leader/types';
 import { readMeta, sessionInfo, keyedLike } from '../test-fixtures.js';
 import { ConsulUnreachableError } from '../errors.js';
-import type { KeyedList } from '../keyed-list.js';
+import type { KeyedList } from '../prefix/keyed-list.js';
 import type { KvEntry } from '../wire/kv.js';
-import type { PrefixEvent } from './follow-prefix.js';
-import { type KeySnapshot, heldBy } from './key-snapshot.js';
+import type { PrefixEvent } from '../prefix/follow-prefix.js';
+import { type KeySnapshot, heldBy } from '../key/key-snapshot.js';
 import { leadersOf } from './leader-of.js';
 import { stateMapper } from './to-state.js';
 

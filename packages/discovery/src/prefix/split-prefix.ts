@@ -16,7 +16,7 @@ import { Observable, Subscription } from 'rxjs';
 import type { ConsulReadMeta } from '@consul-leader/types';
 import type { BlockingQueryEvent, IdleWakeupLimit } from '../watch/blocking-query.js';
 import type { KvEntry } from '../wire/kv.js';
-import { KeyedList, indexOf } from '../keyed-list.js';
+import { KeyedList, indexOf } from './keyed-list.js';
 import { type PlanLimits, leafFinder, planLeaves } from './prefix-plan.js';
 
 /**

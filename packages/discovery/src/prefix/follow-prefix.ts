@@ -9,8 +9,8 @@ import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
-import { KeyedList, changedPositions } from '../keyed-list.js';
-import { type KeySnapshot, heldBy, sameKeyEvent } from './key-snapshot.js';
+import { KeyedList, changedPositions } from './keyed-list.js';
+import { type KeySnapshot, heldBy, sameKeyEvent } from '../key/key-snapshot.js';
 
 /** What Consul says about every key under a prefix, joined with the sessions holding them. */
 export interface PrefixSnapshot {

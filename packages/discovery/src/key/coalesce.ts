@@ -4,9 +4,9 @@
  * (and one connection to Consul) each.
  */
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
-import { KeyedList, changedPositions } from '../keyed-list.js';
+import { KeyedList, changedPositions } from '../prefix/keyed-list.js';
 import type { KeyEvent } from './key-snapshot.js';
-import type { PrefixEvent } from './follow-prefix.js';
+import type { PrefixEvent } from '../prefix/follow-prefix.js';
 
 export interface CoalesceOptions {
   /** Followed keys under one prefix from which they share one query. Default 32. */

@@ -4,9 +4,9 @@
  */
 import { type OperatorFunction, defer, distinctUntilChanged, filter, map, of, switchMap, timer } from 'rxjs';
 import type { ErrorInfo, Leader, LeaderState } from '@consul-leader/types';
-import { KeyedList, PositionalMap, changedPositions } from '../keyed-list.js';
-import type { PrefixEvent } from './follow-prefix.js';
-import type { KeySnapshot } from './key-snapshot.js';
+import { KeyedList, PositionalMap, changedPositions } from '../prefix/keyed-list.js';
+import type { PrefixEvent } from '../prefix/follow-prefix.js';
+import type { KeySnapshot } from '../key/key-snapshot.js';
 import { sameLeader } from './to-state.js';
 
 /**

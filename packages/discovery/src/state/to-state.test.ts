@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ConsulReadMeta, Leader, LeaderSession } from '@consul-leader/types';
 import { ConsulUnreachableError, InvalidDescriptorError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
-import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
+import type { KeyEvent, KeySnapshot } from '../key/key-snapshot.js';
 import { type Descriptor, sameLeader, sameState, stateMapper, toSettledState } from './to-state.js';
 
 const KEY = 'service/api/leader';

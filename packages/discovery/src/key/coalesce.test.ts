@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Subject, defer, finalize } from 'rxjs';
 import { readMeta, keyedLike } from '../test-fixtures.js';
-import type { KeyedList } from '../keyed-list.js';
-import type { PrefixEvent } from './follow-prefix.js';
+import type { KeyedList } from '../prefix/keyed-list.js';
+import type { PrefixEvent } from '../prefix/follow-prefix.js';
 import type { KeyEvent, KeySnapshot } from './key-snapshot.js';
 import { KeyGroups, PrefixRouter, topLevelFolder } from './coalesce.js';
 

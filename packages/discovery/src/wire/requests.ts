@@ -2,12 +2,12 @@
 import type { LeaderSession } from '@consul-leader/types';
 import type { Consistency } from '../config/options.js';
 import { DiscoveryClosedError } from '../errors.js';
-import { formatWait } from '../wire/duration.js';
-import { readKvResponse } from '../wire/kv.js';
-import { readSessionListResponse, readSessionResponse } from '../wire/session.js';
-import { type ConsulResponse, type ConsulTransport, RequestAbortedError } from '../wire/transport.js';
-import { readIndex, readMeta } from '../wire/headers.js';
-import { type KeySnapshot, heldBy } from './key-snapshot.js';
+import { formatWait } from './duration.js';
+import { readKvResponse } from './kv.js';
+import { readSessionListResponse, readSessionResponse } from './session.js';
+import { type ConsulResponse, type ConsulTransport, RequestAbortedError } from './transport.js';
+import { readIndex, readMeta } from './headers.js';
+import { type KeySnapshot, heldBy } from '../key/key-snapshot.js';
 
 /** Where and how a key is read. */
 export interface ReadScope {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Subject, of } from 'rxjs';
 import { readMeta as meta, sessionInfo, keyedLike } from '../test-fixtures.js';
-import type { KeyedList } from '../keyed-list.js';
-import { indexOf } from '../keyed-list.js';
+import type { KeyedList } from './keyed-list.js';
+import { indexOf } from './keyed-list.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { KvEntry } from '../wire/kv.js';
 import { type PrefixEvent, type PrefixSnapshot, followPrefix } from './follow-prefix.js';

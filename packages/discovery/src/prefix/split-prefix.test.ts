@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Subject } from 'rxjs';
 import { readMeta as meta } from '../test-fixtures.js';
 import { ConsulUnreachableError } from '../errors.js';
-import { KeyedList } from '../keyed-list.js';
+import { KeyedList } from './keyed-list.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { KvEntry } from '../wire/kv.js';
 import { splitPrefixQuery } from './split-prefix.js';

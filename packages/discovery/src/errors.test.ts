@@ -98,6 +98,23 @@ describe('error classes', () => {
     expect(error.stack).toContain('InvalidDescriptorError: bad');
   });
 
+  it('keeps nothing alive through a chain of causes either (a cause that wraps another)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const made = (): { answer: WeakRef<object[]>; error: InvalidDescriptorError } => {
+      const answer = Array.from({ length: 1000 }, (_, i) => ({ key: `k${i}` }));
+      // decode.ts wraps JSON.parse's error to add a hint: the inner one was made while mapping.
+      const inner = [answer].map(() => new SyntaxError('not JSON'))[0];
+      const hint = new SyntaxError('not JSON (plain text?)', { cause: inner });
+      return { answer: new WeakRef(answer), error: new InvalidDescriptorError('bad', [], { cause: hint }) };
+    };
+    const { answer, error } = made();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(answer.deref()).toBeUndefined();
+    expect(error.cause).toBeInstanceOf(SyntaxError);
+  });
+
   it("is made even when a user's Error.prepareStackTrace throws", () => {
     const prepare = Error.prepareStackTrace;
     Error.prepareStackTrace = () => {

@@ -15,6 +15,9 @@ export type LeaderErrorCode =
   | 'INVALID_OPTION'
   | 'DISCOVERY_CLOSED';
 
+/** How deep a chain of causes is read (a cycle of causes must end). */
+const MAX_CAUSES_READ = 8;
+
 /** Base class of every error the SDK reports. */
 export abstract class LeaderDiscoveryError extends Error implements ErrorInfo {
   abstract readonly code: LeaderErrorCode;
@@ -26,12 +29,15 @@ export abstract class LeaderDiscoveryError extends Error implements ErrorInfo {
     this.name = new.target.name;
     if (options?.status !== undefined) this.status = options.status;
     // V8 keeps each captured frame's receiver (an array being mapped, a reader) until the stack
-    // is first read: read it now (and the cause's), or an error kept in a state keeps past
-    // answers alive with it. A user's Error.prepareStackTrace that throws must not make the
-    // SDK throw instead of reporting.
+    // is first read: read it now (and its causes', a chain of them included), or an error kept
+    // in a state keeps past answers alive with it. A user's Error.prepareStackTrace that throws
+    // must not make the SDK throw instead of reporting.
     try {
-      void this.stack;
-      if (options?.cause instanceof Error) void options.cause.stack;
+      let error: unknown = this;
+      for (let depth = 0; error instanceof Error && depth < MAX_CAUSES_READ; depth += 1) {
+        void error.stack;
+        error = error.cause;
+      }
     } catch {
       // The stack stays unread: only memory is at stake.
     }

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { z } from 'zod';
 import { InvalidOptionError } from '../errors.js';
-import { DEFAULT_RETRY_POLICY } from '../watch/retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from './defaults.js';
 import {
   type LeaderDiscoveryOptions,
   parseCallOptions,

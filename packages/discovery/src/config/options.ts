@@ -6,8 +6,15 @@ import { z } from 'zod';
 import { InvalidOptionError } from '../errors.js';
 import type { DecodeOption } from '../state/decode.js';
 import { parseDurationMs } from '../wire/duration.js';
-import { DEFAULT_IDLE_WAKEUP_LIMIT, type IdleWakeupLimit } from '../watch/blocking-query.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../watch/retry-policy.js';
+import type { IdleWakeupLimit } from '../watch/blocking-query.js';
+import type { RetryPolicy } from '../watch/retry-policy.js';
+import {
+  DEFAULT_IDLE_WAKEUP_LIMIT,
+  DEFAULT_REQUEST_TIMEOUT,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_WAIT,
+  MAX_WAIT_MS,
+} from './defaults.js';
 
 /** Which Consul server may answer a read (Consul's consistency modes). */
 export type Consistency = 'default' | 'stale' | 'consistent';
@@ -138,8 +145,6 @@ export interface LeaderOptions<T = unknown> {
    */
   readonly nullWhenUnreachableFor?: Duration;
 }
-
-const MAX_WAIT_MS = 10 * 60_000;
 
 const duration = (max: number) =>
   z.union([z.number(), z.string()]).superRefine((value, ctx) => {
@@ -293,8 +298,8 @@ export function parseDiscoveryOptions(options: unknown): LeaderDiscoveryOptions 
 
 export function resolveDiscoveryDefaults(options: LeaderDiscoveryOptions): ResolvedDiscoveryOptions {
   return {
-    waitMs: parseDurationMs(options.wait ?? '60s'),
-    requestTimeoutMs: parseDurationMs(options.requestTimeout ?? '10s'),
+    waitMs: parseDurationMs(options.wait ?? DEFAULT_WAIT),
+    requestTimeoutMs: parseDurationMs(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT),
     consistency: options.consistency ?? 'default',
     ...(options.dc === undefined ? {} : { dc: options.dc }),
     ...(options.token === undefined ? {} : { token: options.token }),

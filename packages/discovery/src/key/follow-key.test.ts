@@ -14,7 +14,8 @@ import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
 import type { KvEntry, KvRead } from '../wire/kv.js';
 import { sessionInfo as fixtureSession } from '../test-fixtures.js';
-import { SESSIONS_REMEMBERED, followKey } from './follow-key.js';
+import { SESSIONS_REMEMBERED } from '../config/defaults.js';
+import { followKey } from './follow-key.js';
 import { type KeyEvent, type KeySnapshot, sameKeyEvent } from './key-snapshot.js';
 
 const KEY = 'service/api/leader';

@@ -8,6 +8,7 @@ import type { KvRead } from '../wire/kv.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
 import { type KeyEvent, type KeySnapshot, heldBy, sameKeyEvent } from './key-snapshot.js';
+import { SESSIONS_REMEMBERED } from '../config/defaults.js';
 
 export interface FollowKeyDeps {
   /** The key's blocking query. */
@@ -17,9 +18,6 @@ export interface FollowKeyDeps {
 }
 
 type Step = KeySnapshot | Omit<Extract<KeyEvent, { kind: 'unreachable' }>, 'lastKnown'>;
-
-/** Sessions remembered per key: enough for contenders that take turns. */
-export const SESSIONS_REMEMBERED = 4;
 
 /**
  * Session info is read once per session id and reused for the key's last few

@@ -11,6 +11,7 @@ import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
 import { KeyedList, changedPositions } from './keyed-list.js';
 import { type KeySnapshot, heldBy, sameKeyEvent } from '../key/key-snapshot.js';
+import { SESSION_LIST_THRESHOLD } from '../config/defaults.js';
 
 /** What Consul says about every key under a prefix, joined with the sessions holding them. */
 export interface PrefixSnapshot {
@@ -42,9 +43,6 @@ export interface FollowPrefixDeps {
   /** A session's info already known without a read (session-directory.ts), if any. */
   readonly known?: (id: string) => LeaderSession | undefined;
 }
-
-/** Above this many unknown sessions in one answer, one `/v1/session/list` beats one request each. */
-const SESSION_LIST_THRESHOLD = 4;
 
 type Step = Omit<PrefixSnapshot, 'prefix'> | Omit<PrefixUnreachable, 'prefix' | 'lastKnown'>;
 

@@ -14,18 +14,10 @@
  */
 import { Observable, Subscription } from 'rxjs';
 import type { ConsulReadMeta } from '@consul-leader/types';
-import type { BlockingQueryEvent, IdleWakeupLimit } from '../watch/blocking-query.js';
+import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { KvEntry } from '../wire/kv.js';
 import { KeyedList, indexOf } from './keyed-list.js';
 import { type PlanLimits, leafFinder, planLeaves } from './prefix-plan.js';
-
-/**
- * Wake-ups of the key list that bring no new key (every change of a value wakes it): at most
- * one every 5 s once the first is spent. Each costs Consul the prefix's whole key list (at
- * 10,000 keys, more than the change's own sub-prefix answer); a key
- * created outside every sub-prefix while the prefix keeps changing is seen within 5 s.
- */
-export const KEY_LIST_WAKEUPS: IdleWakeupLimit = Object.freeze({ burst: 1, perSecond: 0.2 });
 
 type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;
 type ErrorEvent = Extract<BlockingQueryEvent<unknown>, { type: 'error' }>;

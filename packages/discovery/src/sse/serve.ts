@@ -7,6 +7,7 @@ import { type Observable, Subscription } from 'rxjs';
 import type { PrefixState } from '../discovery.js';
 import { InvalidOptionError } from '../errors.js';
 import { formatSseComment, formatSseEvent, formatSseRetry, leaderEventJson, leaderEvents } from './events.js';
+import { DEFAULT_HEARTBEAT_MS } from '../config/defaults.js';
 
 export interface ServeLeaderEventsOptions {
   /** Interval of the `: heartbeat` comment that keeps proxies from closing an idle stream (default 15000; 0: none). */
@@ -24,7 +25,7 @@ export interface LeaderEventStream {
   readonly closed: Promise<void>;
 }
 
-export const DEFAULT_HEARTBEAT_MS = 15_000;
+export { DEFAULT_HEARTBEAT_MS };
 
 /**
  * Writes `states$` (from `discovery.watchPrefix(prefix)`) to `res` as an event

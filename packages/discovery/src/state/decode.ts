@@ -3,6 +3,7 @@ import { promiseHooks } from 'node:v8';
 import type { z } from 'zod';
 import type { DescriptorIssue } from '@consul-leader/types';
 import { InvalidDescriptorError } from '../errors.js';
+import { RAW_TEXT_LIMIT } from '../config/defaults.js';
 
 /**
  * How the key's value becomes the descriptor passed to your schema:
@@ -17,7 +18,6 @@ export type DecodeResult<T> =
   | { readonly ok: true; readonly node: T }
   | { readonly ok: false; readonly error: InvalidDescriptorError; readonly raw: string };
 
-const RAW_TEXT_LIMIT = 4096;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const lenientUtf8 = new TextDecoder('utf-8');

@@ -4,7 +4,7 @@ import type { ConsulReadMeta, Leader, LeaderSession } from '@consul-leader/types
 import { ConsulUnreachableError, InvalidDescriptorError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import type { KeyEvent, KeySnapshot } from '../key/key-snapshot.js';
-import { type Descriptor, sameLeader, sameState, stateMapper, toSettledState } from './to-state.js';
+import { type Decoding, sameLeader, sameState, stateMapper, toSettledState } from './to-state.js';
 
 const KEY = 'service/api/leader';
 const consul: ConsulReadMeta = { index: 42n, lastContactMs: 3, knownLeader: true };
@@ -35,7 +35,7 @@ const entry = (value: string | null, over: Partial<KvEntry> = {}): KvEntry => ({
 });
 
 const schema = z.object({ host: z.string(), port: z.number() });
-const json: Descriptor<z.infer<typeof schema>> = { schema, decode: 'json' };
+const json: Decoding<z.infer<typeof schema>> = { schema, decode: 'json' };
 
 const heldSnapshot = (value: string | null): KeySnapshot => ({
   kind: 'held',
@@ -109,7 +109,7 @@ describe('toSettledState', () => {
   });
 
   it('uses the descriptor decode option', () => {
-    const text: Descriptor<string> = { schema: z.string().min(1), decode: 'text' };
+    const text: Decoding<string> = { schema: z.string().min(1), decode: 'text' };
     const state = toSettledState(heldSnapshot('10.0.0.7:8080'), text);
     expect(state.status === 'leader' && state.leader.node).toBe('10.0.0.7:8080');
   });
@@ -153,7 +153,7 @@ describe('stateMapper', () => {
 
   it('decodes a snapshot once, reusing the state as lastKnown', () => {
     let decodes = 0;
-    const counting: Descriptor<unknown> = {
+    const counting: Decoding<unknown> = {
       schema: z.unknown(),
       decode: (bytes) => {
         decodes += 1;

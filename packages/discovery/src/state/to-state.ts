@@ -7,7 +7,8 @@ import { type DecodeOption, decodeDescriptor } from './decode.js';
 import type { KeyEvent, KeySnapshot } from '../key/key-snapshot.js';
 import { rememberRaw } from './writable-state.js';
 
-export interface Descriptor<T> {
+/** How a key's value becomes its descriptor: the `decode` step, then the user's schema. */
+export interface Decoding<T> {
   readonly schema: z.ZodType<T>;
   readonly decode: DecodeOption;
 }
@@ -19,7 +20,7 @@ function entryFields(entry: KvEntry) {
 
 export function toSettledState<T>(
   snapshot: KeySnapshot,
-  descriptor: Descriptor<T>,
+  decoding: Decoding<T>,
 ): SettledLeaderState<T, LeaderDiscoveryError> {
   const { key, meta: consul } = snapshot;
   switch (snapshot.kind) {
@@ -29,7 +30,7 @@ export function toSettledState<T>(
       return { status: 'vacant', key, reason: snapshot.kind, consul };
     case 'held': {
       const { entry, session } = snapshot;
-      const decoded = decodeDescriptor(entry.valueBase64, descriptor.decode, descriptor.schema);
+      const decoded = decodeDescriptor(entry.valueBase64, decoding.decode, decoding.schema);
       if (decoded.ok) {
         return {
           status: 'leader',
@@ -53,17 +54,18 @@ export function toSettledState<T>(
 }
 
 /**
- * Returns a mapper for one `watch()` call. It remembers the state it made for
- * each snapshot, so `lastKnown` of an `unreachable` event is not decoded twice.
+ * The mapper of one decoding, shared by every call that uses it (state/decoders.ts). It
+ * remembers the state it made for each snapshot, so a snapshot is decoded once, and
+ * `lastKnown` of an `unreachable` event is not decoded again.
  */
 export function stateMapper<T>(
-  descriptor: Descriptor<T>,
+  decoding: Decoding<T>,
 ): (event: KeyEvent) => LeaderState<T, LeaderDiscoveryError> {
   const made = new WeakMap<KeySnapshot, SettledLeaderState<T, LeaderDiscoveryError>>();
   const settled = (snapshot: KeySnapshot): SettledLeaderState<T, LeaderDiscoveryError> => {
     let state = made.get(snapshot);
     if (!state) {
-      state = toSettledState(snapshot, descriptor);
+      state = toSettledState(snapshot, decoding);
       made.set(snapshot, state);
     }
     return state;

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { type LeaderState, bigintReplacer, leaderStateSchema } from '@consul-leader/types';
 import { sessionInfo } from '../test-fixtures.js';
 import { InvalidDescriptorError } from '../errors.js';
-import { MAX_WRITABLE_DEPTH, jsonOr, rememberRaw, unwritable, writableState } from './writable-state.js';
+import { MAX_WRITABLE_DEPTH } from '../config/defaults.js';
+import { jsonOr, rememberRaw, unwritable, writableState } from './writable-state.js';
 
 const deep = (n: number): unknown => JSON.parse('['.repeat(n) + ']'.repeat(n)) as unknown;
 const consul = { index: 7n, lastContactMs: 0, knownLeader: true };

@@ -7,6 +7,7 @@
 import type { ErrorInfo, Leader, LeaderState, SettledLeaderState } from '@consul-leader/types';
 import { InvalidDescriptorError } from '../errors.js';
 import { rawText, valueBytes } from './decode.js';
+import { MAX_WRITABLE_DEPTH } from '../config/defaults.js';
 
 type Replacer = (key: string, value: unknown) => unknown;
 
@@ -18,13 +19,6 @@ export function rememberRaw<L extends object>(leader: L, valueBase64: string | n
   rawValues.set(leader, valueBase64);
   return leader;
 }
-
-/**
- * Deeper than this, a descriptor is not written at all. `JSON.stringify` with a replacer
- * overflows the stack somewhere past 2,000 levels, and where exactly depends on how deep
- * the caller already is: a fixed bound gives every surface the same answer.
- */
-export const MAX_WRITABLE_DEPTH = 1000;
 
 /** Whether `value` nests objects and arrays deeper than `max` (iterative: no stack to overflow). */
 function deeperThan(value: unknown, max: number): boolean {

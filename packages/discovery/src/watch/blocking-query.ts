@@ -20,8 +20,6 @@ export interface IdleWakeupLimit {
   readonly perSecond: number;
 }
 
-export const DEFAULT_IDLE_WAKEUP_LIMIT: IdleWakeupLimit = Object.freeze({ burst: 5, perSecond: 2 });
-
 export interface BlockingQueryOptions<T> {
   /** Sends one read. `index` is `NO_INDEX` (0n) for a non-blocking read, else the index to block on. */
   readonly send: (index: bigint, signal: AbortSignal) => Promise<ConsulResponse>;

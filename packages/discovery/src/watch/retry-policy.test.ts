@@ -6,7 +6,8 @@ import {
   InvalidResponseError,
   PermissionDeniedError,
 } from '../errors.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs } from './retry-policy.js';
+import { DEFAULT_RETRY_POLICY } from '../config/defaults.js';
+import { type RetryPolicy, retryDelayMs } from './retry-policy.js';
 
 const policy: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 1_000, permissionDeniedDelayMs: 7_000 };
 const refused = new ConsulUnreachableError('refused', 'cannot reach Consul (refused)');

@@ -1,5 +1,6 @@
 /** How long to wait before retrying a failed request. */
 import { ConsulHttpError, PermissionDeniedError } from '../errors.js';
+import { MAX_RETRY_AFTER_MS } from '../config/defaults.js';
 
 export interface RetryPolicy {
   /** Delay before the first retry, before jitter. Default 250 ms. */
@@ -12,15 +13,6 @@ export interface RetryPolicy {
    */
   readonly permissionDeniedDelayMs: number;
 }
-
-export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
-  initialDelayMs: 250,
-  maxDelayMs: 5_000,
-  permissionDeniedDelayMs: 10_000,
-});
-
-/** `Retry-After` is honoured up to this, so a hostile header cannot park a watch for days. */
-const MAX_RETRY_AFTER_MS = 300_000;
 
 /**
  * Exponential backoff with "equal jitter": half the delay is fixed, half

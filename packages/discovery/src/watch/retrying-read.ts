@@ -1,7 +1,6 @@
 /** A single read retried with backoff until it succeeds, reporting each failure. */
 import { Observable } from 'rxjs';
 import { asLeaderError } from '../errors.js';
-import { RequestAbortedError } from '../wire/transport.js';
 import type { BlockingQueryEvent } from './blocking-query.js';
 import { retryDelayMs, type RetryPolicy } from './retry-policy.js';
 import { sleep } from './sleep.js';
@@ -28,7 +27,8 @@ export function retryingRead<T>(
           subscriber.complete();
           return;
         } catch (caught) {
-          if (signal.aborted || caught instanceof RequestAbortedError) return;
+          // Only our own abort ends it: any other failure, an abort from below included, is retried.
+          if (signal.aborted) return;
           const error = asLeaderError(caught);
           const retryInMs = retryDelayMs(attempt, error, retry, random);
           subscriber.next({ type: 'error', error, attempt, retryInMs });

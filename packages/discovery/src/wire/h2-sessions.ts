@@ -6,9 +6,7 @@
  * for another to end, and a blocking query may not end for minutes).
  */
 import http2, { type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
-
-/** Streams per connection when the agent has not said (Consul 1.8 says 100). */
-const DEFAULT_STREAM_LIMIT = 100;
+import { DEFAULT_STREAM_LIMIT } from '../config/defaults.js';
 
 interface Connection {
   readonly session: ClientHttp2Session;

@@ -1,13 +1,10 @@
 /** The HTTP reads of a leader key and its session, for one read scope. */
 import type { LeaderSession } from '@consul-leader/types';
 import type { Consistency } from '../config/options.js';
-import { DiscoveryClosedError } from '../errors.js';
 import { formatWait } from './duration.js';
-import { readKvResponse } from './kv.js';
 import { readSessionListResponse, readSessionResponse } from './session.js';
-import { type ConsulResponse, type ConsulTransport, RequestAbortedError } from './transport.js';
-import { readIndex, readMeta } from './headers.js';
-import { type KeySnapshot, heldBy } from '../key/key-snapshot.js';
+import type { ConsulResponse, ConsulTransport } from './transport.js';
+import { BLOCKING_TIMEOUT_MARGIN_MS } from '../config/defaults.js';
 
 /** Where and how a key is read. */
 export interface ReadScope {
@@ -18,9 +15,6 @@ export interface ReadScope {
   readonly dc?: string;
   readonly token?: string;
 }
-
-/** Margin over `wait + wait/16` (Consul's jitter) before a blocking read is deemed lost. */
-const BLOCKING_TIMEOUT_MARGIN_MS = 5_000;
 
 /** Consul documents that it may add up to wait/16 of jitter to a blocking read. */
 export function blockingTimeoutMs(waitMs: number): number {
@@ -33,6 +27,18 @@ function baseQuery(scope: ReadScope): Record<string, string> {
   if (scope.consistency === 'consistent') query.consistent = '';
   if (scope.dc) query.dc = scope.dc;
   return query;
+}
+
+/** One id per kind of read and scope: streams of the same id are the same stream. */
+export function scopeId(kind: string, scope: ReadScope): string {
+  return JSON.stringify([
+    kind,
+    scope.key,
+    scope.consistency,
+    scope.waitMs,
+    scope.dc ?? '',
+    scope.token ?? '',
+  ]);
 }
 
 /** A read blocking on `index` when it is above 0, else a plain read. */
@@ -128,25 +134,4 @@ export async function readSessionListOnce(
   signal: AbortSignal,
 ): Promise<Map<string, LeaderSession>> {
   return readSessionListResponse(await sendSessionListRead(transport, scope, 0n, signal));
-}
-
-/** One non-blocking read of the key joined with its session (for `current()`). */
-export async function readKeyOnce(
-  transport: ConsulTransport,
-  scope: ReadScope,
-  signal: AbortSignal,
-): Promise<KeySnapshot> {
-  try {
-    const res = await sendKvRead(transport, scope, 0n, signal);
-    const read = readKvResponse(res, scope.key);
-    const meta = readMeta(res.headers, readIndex(res.headers));
-    const { key } = scope;
-    if (read.kind === 'missing') return { kind: 'key-missing', key, meta };
-    const { entry } = read;
-    if (entry.session === null) return { kind: 'no-session', key, entry, meta };
-    return heldBy(entry, await readSessionOnce(transport, scope, entry.session, signal), meta);
-  } catch (error) {
-    if (error instanceof RequestAbortedError) throw new DiscoveryClosedError();
-    throw error;
-  }
 }

@@ -14,6 +14,7 @@ import type Consul from 'consul';
 import { ConsulUnreachableError, type UnreachableReason } from '../errors.js';
 import { type Endpoint, type EndpointOptions, endpointOf } from './endpoint.js';
 import type { H2Sessions } from './h2-sessions.js';
+import { BODY_TIMEOUT_MS } from '../config/defaults.js';
 
 export interface ConsulResponse {
   readonly status: number;
@@ -39,12 +40,6 @@ export class RequestAbortedError extends Error {
     this.name = 'RequestAbortedError';
   }
 }
-
-/**
- * Once an answer's headers are in, its body must follow within this time: a
- * backstop for a body that stalls without its connection closing.
- */
-export const BODY_TIMEOUT_MS = 5_000;
 
 /** `/kv/{key}` with `{ key: 'a/b' }` → `/kv/a%2Fb`. */
 function fillPath(path: string, params: Readonly<Record<string, string>> | undefined): string {

@@ -43,7 +43,8 @@ async function whenRegistered<T>(write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
-      if (i > 100 || !/Missing node registration|No cluster leader/.test(String(error))) throw error;
+      if (i > 100 || !/Missing (node|check 'serfHealth') registration|No cluster leader/.test(String(error)))
+        throw error;
       await delay(100);
     }
   }

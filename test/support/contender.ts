@@ -37,7 +37,7 @@ export async function createSession(client: Consul, spec: SessionSpec = {}): Pro
       const created = (await client.session.create(body)) as { ID: string };
       return created.ID;
     } catch (error) {
-      if (tries >= 50 || !/Missing node registration/.test(String(error))) throw error;
+      if (tries >= 50 || !/Missing (node|check 'serfHealth') registration/.test(String(error))) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }

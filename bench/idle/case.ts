@@ -11,13 +11,12 @@
  * them at the same time anyway, to stay short. The TLS rows (HTTP/1.1 and
  * HTTP/2 over HTTPS) count connections through a TCP pass-through instead.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { now, sleep } from '../clock.js';
 import { ChildModule } from '../child.js';
 import { ConsulHttp, eachLimited } from '../consul-http.js';
 import { withAgent } from '../lifecycle.js';
 import type { SdkSnapshot } from '../sdk-snapshot.js';
+import { processCpuMs } from '../support/proc-cpu.js';
 import { startProxy } from '../../test/support/proxy.js';
 import { startTcpProxy } from '../../test/support/tcp-proxy.js';
 import { createTlsMaterial, startTlsAgent } from '../../test/support/tls.js';
@@ -94,21 +93,6 @@ export interface IdleCaseResult {
   readonly settings: IdleSettings;
   readonly rows: readonly IdleRowResult[];
   readonly durationMs: number;
-}
-
-let ticksPerSecond: number | undefined;
-
-/** User + system CPU time of a process, in ms (Linux /proc/<pid>/stat), or NaN. */
-function processCpuMs(pid: number | undefined): number {
-  try {
-    ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** Gives every key a leader: one session each (no TTL), holding the key with `{"seq":i}`. */

@@ -33,10 +33,11 @@ export abstract class LeaderDiscoveryError extends Error implements ErrorInfo {
     // in a state keeps past answers alive with it. A user's Error.prepareStackTrace that throws
     // must not make the SDK throw instead of reporting.
     try {
-      let error: unknown = this;
-      for (let depth = 0; error instanceof Error && depth < MAX_CAUSES_READ; depth += 1) {
-        void error.stack;
-        error = error.cause;
+      void this.stack;
+      let cause = options?.cause;
+      for (let depth = 0; cause instanceof Error && depth < MAX_CAUSES_READ; depth += 1) {
+        void cause.stack;
+        cause = cause.cause;
       }
     } catch {
       // The stack stays unread: only memory is at stake.

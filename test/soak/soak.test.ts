@@ -18,10 +18,18 @@ import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/disc
 import { type ConsulAgent, startConsulAgent } from '../../scripts/consul-agent.js';
 import { consulClient } from '../support/contender.js';
 import { type ConsulProxy, type ProxiedRequest, startProxy } from '../support/proxy.js';
-import { delay } from '../support/recorder.js';
 import { intEnv, leftBehind, mb, settledHeap, until } from './harness.js';
+import { Schedule, writeAndSettle } from './run.js';
 import { type Kind, Tracker, spread } from './trackers.js';
-import { FLIP_OPS, type FinalState, type FlipOp, KeyWriter, readFinalState, rng } from './writer.js';
+import {
+  FLIP_MIX,
+  FLIP_OPS,
+  type FinalState,
+  type FlipOp,
+  SoakWriter,
+  readFinalState,
+  rng,
+} from './writer.js';
 
 const FLIPS = intEnv('SOAK_FLIPS', 2000);
 const SUBSCRIBERS = intEnv('SOAK_SUBSCRIBERS', 300);
@@ -92,7 +100,7 @@ afterAll(async () => {
 interface PhaseResult {
   readonly trackers: Tracker[];
   readonly finals: Map<string, FinalState>;
-  readonly writers: KeyWriter[];
+  readonly writers: SoakWriter[];
   readonly writeSeconds: number;
   readonly totalSeconds: number;
   readonly firstRequest: number;
@@ -132,13 +140,7 @@ async function runPhase(
     ]),
   );
 
-  const schedule = new Map<number, (() => void)[]>();
-  const at = (flip: number, action: () => void): void => {
-    const list = schedule.get(flip) ?? [];
-    list.push(action);
-    schedule.set(flip, list);
-  };
-  const afterWrites: (() => void)[] = [];
+  const schedule = new Schedule(flips, random, 2);
   const phaseTrackers: Tracker[] = [];
   for (let i = 0; i < subscribers; i += 1) {
     const key = keys[i % keys.length] as string;
@@ -159,73 +161,56 @@ async function runPhase(
     let from = 0;
     if (start < 0.7) tracker.subscribe();
     else if (start < 0.95) {
-      from = 1 + Math.floor(random() * Math.max(1, flips * 0.9));
-      at(from, () => tracker.subscribe());
+      from = schedule.randomWrite(0.9);
+      schedule.at(from, () => tracker.subscribe());
     } else {
-      afterWrites.push(() => tracker.subscribe());
+      schedule.afterLastWrite(() => tracker.subscribe());
       continue;
     }
-    if (random() < 0.15) {
-      const cycles = 1 + Math.floor(random() * 3);
-      let cursor = from;
-      for (let c = 0; c < cycles; c += 1) {
-        const leave = cursor + 1 + Math.floor(random() * Math.max(1, (flips - cursor) / 2));
-        const back = leave + 1 + Math.floor(random() * Math.max(1, (flips - leave) / 4));
-        if (back >= flips) break;
-        at(leave, () => tracker.unsubscribe());
-        at(back, () => tracker.subscribe());
-        cursor = back;
-      }
-    }
+    if (random() < 0.15) schedule.comesAndGoes(tracker, from, 1 + Math.floor(random() * 3));
   }
   trackers.push(...phaseTrackers);
 
   const writers = keys.map(
-    (key, k) => new KeyWriter(writer, key, `${label}-k${k}`, rng(SEED + 7919 * (k + 1))),
+    (key, k) =>
+      new SoakWriter(writer, {
+        mix: FLIP_MIX,
+        label: `${label}-k${k}`,
+        random: rng(SEED + 7919 * (k + 1)),
+        keys: [key],
+      }),
   );
   const perKey = (k: number): number => Math.floor(flips / keys.length) + (k < flips % keys.length ? 1 : 0);
   let done = 0;
-  const started = performance.now();
-  await Promise.all(
-    writers.map(async (w, k) => {
+  const run = await writeAndSettle({
+    writers,
+    schedule,
+    subscribers: phaseTrackers,
+    // Each key its share of the flips; what is scheduled at the n-th flip happens once n are acknowledged.
+    write: async (w, k) => {
       for (let n = perKey(k); n > 0; n -= 1) {
         await w.flip();
         done += 1;
-        for (const action of schedule.get(done) ?? []) action();
-        schedule.delete(done);
+        schedule.reached(done);
       }
-    }),
-  );
-  const writesDone = performance.now();
-  const writeSeconds = (writesDone - started) / 1000;
-  for (const w of writers) await w.dropIdleSessions();
-  // Actions scheduled past the last flip, and the subscribers that join once the writes are over.
-  for (const actions of schedule.values()) for (const action of actions) action();
-  for (const action of afterWrites) action();
-  for (const t of phaseTrackers) t.subscribe();
-
-  const finals = new Map<string, FinalState>();
-  for (const key of keys) finals.set(key, await readFinalState(writer, key));
-  const converged = await until(
-    () => phaseTrackers.every((t) => t.mismatch(finals.get(t.key) as FinalState) === null),
-    30_000,
-  );
-  const convergeSeconds = (performance.now() - writesDone) / 1000;
-  // Quiet period: nothing more may arrive, and everyone still agrees with Consul.
-  const emissionsBefore = phaseTrackers.map((t) => t.emissions);
-  await delay(1_000);
-  const totalSeconds = (performance.now() - started) / 1000;
-  const lateEmissions = phaseTrackers.filter((t, i) => t.emissions !== emissionsBefore[i]).length;
+    },
+    readFinal: async () => {
+      const finals = new Map<string, FinalState>();
+      for (const key of keys) finals.set(key, await readFinalState(writer, key));
+      return finals;
+    },
+    mismatch: (t, finals) => t.mismatch(finals.get(t.key) as FinalState),
+  });
   return {
     trackers: phaseTrackers,
-    finals,
+    finals: run.final,
     writers,
-    writeSeconds,
-    totalSeconds,
+    writeSeconds: run.writeSeconds,
+    totalSeconds: run.totalSeconds,
     firstRequest,
-    converged,
-    lateEmissions,
-    convergeSeconds,
+    converged: run.converged,
+    lateEmissions: run.late.length,
+    convergeSeconds: run.convergeSeconds,
   };
 }
 

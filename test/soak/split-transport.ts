@@ -77,6 +77,16 @@ export interface SplitTransport {
   destroy(): Promise<void>;
 }
 
+/** `release` the first time it is called; nothing after (releaseOwn() then destroy()). */
+function once(release: () => Promise<void>): () => Promise<void> {
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await release();
+  };
+}
+
 /**
  * HTTP/2 streams open at once beyond the leaves' queries: the key list's query, the session
  * reads joining one answer (at most 4 `/v1/session/info`, or one `/v1/session/list`), the
@@ -98,16 +108,13 @@ export async function startHttp2Transport(split: Split, describe: DescribeReads)
     if (open.length > streamPeak.length) streamPeak = open;
     return undefined;
   };
-  let released = false;
-  const releaseOwn = async (): Promise<void> => {
-    if (released) return;
-    released = true;
+  const releaseOwn = once(async () => {
     h2.paths.length = 0;
     h2.rule = undefined;
     await tcp.close();
     await h2.close();
     agent.writer.destroy();
-  };
+  });
   return {
     mode: 'http2',
     description: 'HTTPS with http2: SDK → tcp-proxy → h2-proxy → agent',
@@ -210,15 +217,12 @@ export async function startHttp1Transport(split: Split, describe: DescribeReads)
     return undefined;
   };
   let acceptedAtClose: number | undefined;
-  let released = false;
-  const releaseOwn = async (): Promise<void> => {
-    if (released) return;
-    released = true;
+  const releaseOwn = once(async () => {
     proxy.requests.length = 0;
     proxy.rule = undefined;
     await proxy.close();
     writer.destroy();
-  };
+  });
   const readLimit = split.maxQueries + KV_READ_SLACK;
 
   const connectionLimit = split.maxQueries + 1 + CONNECTION_SLACK;

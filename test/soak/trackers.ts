@@ -1,7 +1,9 @@
 /**
- * Soak subscribers: each follows one key through `leader()` or `watch()`,
- * checks every emission as it arrives, and keeps only what the checks need
- * (never the whole history, so the heap measured after close() is the SDK's).
+ * Soak subscribers: `Subscriber` subscribes and unsubscribes as a soak's
+ * schedule says, and keeps its last emission and counts (never the whole
+ * history, so the heap measured after close() is the SDK's); `Tracker` (soak.test.ts)
+ * follows one key through `leader()` or `watch()` and checks every emission as
+ * it arrives. split-inspectors.ts has the split soak's.
  */
 import type { Observable, Subscription } from 'rxjs';
 import type { Leader, LeaderState } from '@consul-leader/discovery';
@@ -51,34 +53,21 @@ function stateIdentity(state: LeaderState<Descriptor>): string | null {
   }
 }
 
-export class Tracker {
+/** One subscriber of a soak; `F` is the final state from Consul it must end on. */
+export abstract class Subscriber<T, F> {
   private subscription: Subscription | undefined;
-  /** Emissions of the current subscription. */
-  private segmentEmissions = 0;
-  private previous: Emission | undefined;
-  private previousIdentity: string | null = null;
-  /** The newest leader seen by this subscriber, over all its subscriptions. */
-  private newest: Position | undefined;
-  /** A settled non-leader emission arrived after `newest`: `newest` may not come back. */
-  private movedOn = false;
-  private lastIndex: bigint | undefined;
   emissions = 0;
   subscriptions = 0;
+  /** Emissions that reported Consul unreachable. */
   unreachable = 0;
-  completedEarly = false;
   completed = false;
   readonly errors: unknown[] = [];
-  readonly violations: string[] = [];
-  last: Emission | undefined;
+  last: T | undefined;
 
   constructor(
     readonly id: number,
-    readonly kind: Kind,
-    readonly key: string,
-    /** A fresh Observable for each subscription (a shared one, or a new `leader()`/`watch()` call). */
-    private readonly source: () => Observable<Emission>,
-    /** Whether each subscription makes its own `leader()`/`watch()` call. */
-    readonly ownCall: boolean,
+    /** A fresh Observable for each subscription (a shared one, or a new call). */
+    private readonly source: () => Observable<T>,
   ) {}
 
   get subscribed(): boolean {
@@ -88,11 +77,13 @@ export class Tracker {
   subscribe(): void {
     if (this.subscription) return;
     this.subscriptions += 1;
-    this.segmentEmissions = 0;
-    this.previous = undefined;
-    this.previousIdentity = null;
+    this.onSubscribe();
     this.subscription = this.source().subscribe({
-      next: (value) => this.onValue(value),
+      next: (value) => {
+        this.emissions += 1;
+        this.last = value;
+        this.onValue(value);
+      },
       error: (error: unknown) => {
         this.errors.push(error);
       },
@@ -107,16 +98,65 @@ export class Tracker {
     this.subscription = undefined;
   }
 
+  /** Forgets the subscription and the last emission after close() (for the heap measurement). */
+  release(): void {
+    this.subscription = undefined;
+    this.last = undefined;
+  }
+
+  /** Why the last emission differs from Consul's final state, or null when it matches. */
+  mismatch(final: F): string | null {
+    if (this.last === undefined) return 'no emission at all';
+    return this.differs(this.last, final);
+  }
+
+  /** A new subscription starts: what is checked between two emissions starts again. */
+  protected abstract onSubscribe(): void;
+  /** Checks an emission (already counted and kept as `last`). */
+  protected abstract onValue(value: T): void;
+  protected abstract differs(last: T, final: F): string | null;
+}
+
+export class Tracker extends Subscriber<Emission, FinalState> {
+  /** Emissions of the current subscription. */
+  private segmentEmissions = 0;
+  private previous: Emission | undefined;
+  private previousIdentity: string | null = null;
+  /** The newest leader seen by this subscriber, over all its subscriptions. */
+  private newest: Position | undefined;
+  /** A settled non-leader emission arrived after `newest`: `newest` may not come back. */
+  private movedOn = false;
+  private lastIndex: bigint | undefined;
+  completedEarly = false;
+  readonly violations: string[] = [];
+
+  constructor(
+    id: number,
+    readonly kind: Kind,
+    readonly key: string,
+    /** A fresh Observable for each subscription (a shared one, or a new `leader()`/`watch()` call). */
+    source: () => Observable<Emission>,
+    /** Whether each subscription makes its own `leader()`/`watch()` call. */
+    readonly ownCall: boolean,
+  ) {
+    super(id, source);
+  }
+
+  protected override onSubscribe(): void {
+    this.segmentEmissions = 0;
+    this.previous = undefined;
+    this.previousIdentity = null;
+  }
+
   /** Called before `close()`: a stream that completed on its own broke the contract. */
   markCloseStarting(): void {
     if (this.completed) this.completedEarly = true;
   }
 
   /** Forgets the subscription after close() (for the heap measurement). */
-  release(): void {
-    this.subscription = undefined;
+  override release(): void {
+    super.release();
     this.previous = undefined;
-    this.last = undefined;
   }
 
   private violation(message: string): void {
@@ -125,10 +165,8 @@ export class Tracker {
     }
   }
 
-  private onValue(value: Emission): void {
-    this.emissions += 1;
+  protected override onValue(value: Emission): void {
     this.segmentEmissions += 1;
-    this.last = value;
     if (this.kind === 'leader') {
       const prev = this.previous as Leader<Descriptor> | null | undefined;
       const next = value as Leader<Descriptor> | null;
@@ -176,17 +214,15 @@ export class Tracker {
     }
   }
 
-  /** Why the last emission differs from Consul's final state, or null when it matches. */
-  mismatch(final: FinalState): string | null {
-    if (this.last === undefined) return 'no emission at all';
+  protected override differs(last: Emission, final: FinalState): string | null {
     if (this.kind === 'watch') {
-      const state = this.last as LeaderState<Descriptor>;
+      const state = last as LeaderState<Descriptor>;
       if (state.status !== final.status) return `status ${state.status}, Consul says ${final.status}`;
       if (state.status === 'vacant' && final.status === 'vacant' && state.reason !== final.reason) {
         return `vacant ${state.reason}, Consul says ${final.reason}`;
       }
     }
-    const leader = leaderOf(this.kind, this.last);
+    const leader = leaderOf(this.kind, last);
     if (final.status === 'vacant')
       return leader === null ? null : `leader ${describeLeader(leader)}, Consul: none`;
     if (leader === null) return `no leader, Consul says ${final.sessionId} at ${final.modifyIndex}`;

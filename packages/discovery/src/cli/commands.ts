@@ -1,5 +1,5 @@
 /** The `get` and `watch` commands over a `LeaderDiscovery`, writing lines and returning an exit code. */
-import { firstValueFrom } from 'rxjs';
+import { type Observable, Subscription, firstValueFrom } from 'rxjs';
 import type { ErrorInfo, LeaderState } from '@consul-leader/types';
 import type { LeaderDiscovery } from '../discovery.js';
 import type { LeaderDiscoveryOptions, LeaderOptions } from '../config/options.js';
@@ -102,6 +102,53 @@ export async function runGet(
   return code;
 }
 
+/**
+ * Follows `open()` until `stop` aborts (exit 0), `show`ing each value. An error, or a
+ * stream that ends on its own, is reported (exit 1 or 2). A live `screen` is shown while
+ * it runs, and closed before anything is reported, so that an error stays on screen.
+ */
+export function followUntilStopped<S>(
+  output: Output,
+  stop: AbortSignal,
+  open: () => Observable<S>,
+  show: (value: S) => void,
+  screen?: { start(): void; close(): void },
+): Promise<number> {
+  return new Promise((resolve) => {
+    let values: Observable<S>;
+    try {
+      values = open();
+    } catch (error) {
+      resolve(reportError(error, output));
+      return;
+    }
+    let stopped = false;
+    const subscription = new Subscription();
+    const end = (code: () => number): void => {
+      if (stopped) return;
+      stopped = true;
+      subscription.unsubscribe();
+      screen?.close();
+      resolve(code());
+    };
+    screen?.start();
+    subscription.add(
+      values.subscribe({
+        next: show,
+        error: (error: unknown) => end(() => reportError(error, output)),
+        complete: () =>
+          end(() => {
+            output.err('consul-leader: the watch ended unexpectedly');
+            return EXIT_ERROR;
+          }),
+      }),
+    );
+    const onStop = (): void => end(() => EXIT_OK);
+    if (stop.aborted) onStop();
+    else stop.addEventListener('abort', onStop, { once: true });
+  });
+}
+
 /** Prints every state of the key until `stop` aborts (exit 0). */
 export function runWatch(
   discovery: LeaderDiscovery,
@@ -109,31 +156,13 @@ export function runWatch(
   output: Output,
   stop: AbortSignal,
 ): Promise<number> {
-  return new Promise((resolve) => {
-    let states;
-    try {
-      states = discovery.watch(options.key, callOptions(options));
-    } catch (error) {
-      resolve(reportError(error, output));
-      return;
-    }
-    const subscription = states.subscribe({
-      next: (state) => {
-        const now = new Date();
-        output.out(options.json ? stateJsonLine(state, now) : stateLine(state, now, output.colour));
-      },
-      error: (error: unknown) => resolve(reportError(error, output)),
-      complete: () => {
-        if (stop.aborted) return;
-        output.err('consul-leader: the watch ended unexpectedly');
-        resolve(EXIT_ERROR);
-      },
-    });
-    const onStop = (): void => {
-      subscription.unsubscribe();
-      resolve(EXIT_OK);
-    };
-    if (stop.aborted) onStop();
-    else stop.addEventListener('abort', onStop, { once: true });
-  });
+  return followUntilStopped(
+    output,
+    stop,
+    () => discovery.watch(options.key, callOptions(options)),
+    (state) => {
+      const now = new Date();
+      output.out(options.json ? stateJsonLine(state, now) : stateLine(state, now, output.colour));
+    },
+  );
 }

@@ -4,11 +4,11 @@
  * `watchPrefix()`: one recursive query for every key, and whether Consul
  * answers (an empty prefix and an outage are told apart).
  */
-import { Subscription, firstValueFrom } from 'rxjs';
+import { firstValueFrom } from 'rxjs';
 import type { ErrorInfo, LeaderState } from '@consul-leader/types';
 import type { LeaderDiscovery } from '../discovery.js';
-import { type CliOptions, EXIT_ERROR, EXIT_OK } from './args.js';
-import { type Output, callOptions, reportError } from './commands.js';
+import { type CliOptions, EXIT_OK } from './args.js';
+import { type Output, callOptions, followUntilStopped, reportError } from './commands.js';
 import { errorInfo, errorPart, printable, stateJsonLine, stateLine, statesJson } from './format.js';
 import { PrefixView } from './prefix-view.js';
 import { LiveScreen } from './screen.js';
@@ -71,85 +71,55 @@ export function runWatchPrefix(
   output: Output,
   stop: AbortSignal,
 ): Promise<number> {
-  return new Promise((resolve) => {
-    let states$;
-    try {
-      states$ = discovery.watchPrefix(options.key, callOptions(options));
-    } catch (error) {
-      resolve(reportError(error, output));
+  const view = new PrefixView(new Date());
+  const terminal = options.json ? undefined : output.terminal;
+  const screen = terminal
+    ? new LiveScreen(terminal, (columns, rows) =>
+        renderWatchScreen(options.key, view.status, view.rows(), {
+          now: new Date(),
+          width: columns,
+          height: rows,
+          colour: output.colour,
+        }),
+      )
+    : undefined;
+
+  // Without a screen, an outage that no key's line shows is said once on stderr.
+  let announced = false;
+  const show = (changed: readonly State[], now: Date): void => {
+    if (screen) {
+      screen.draw();
       return;
     }
+    for (const state of changed) {
+      output.out(options.json ? stateJsonLine(state, now) : stateLine(state, now, output.colour));
+    }
+    const status: ConsulStatus = view.status;
+    if (status.kind === 'unreachable' && changed.length === 0 && !announced) {
+      announced = true;
+      const under = JSON.stringify(printable(options.key));
+      output.err(`consul-leader: ${errorPart(status.error)} (no key known under ${under}; retrying)`);
+    } else if (status.kind === 'ok' && announced) {
+      announced = false;
+      output.err('consul-leader: Consul answers again');
+    }
+  };
 
-    const view = new PrefixView(new Date());
-    const terminal = options.json ? undefined : output.terminal;
-    const screen = terminal
-      ? new LiveScreen(terminal, (columns, rows) =>
-          renderWatchScreen(options.key, view.status, view.rows(), {
-            now: new Date(),
-            width: columns,
-            height: rows,
-            colour: output.colour,
-          }),
-        )
-      : undefined;
-
-    let stopped = false;
-    // Without a screen, an outage that no key's line shows is said once on stderr.
-    let announced = false;
-    const show = (changed: readonly State[], now: Date): void => {
-      if (screen) {
-        screen.draw();
-        return;
+  return followUntilStopped(
+    output,
+    stop,
+    () => discovery.watchPrefix(options.key, callOptions(options)),
+    ({ states, unreachable }) => {
+      const now = new Date();
+      if (!unreachable) {
+        show(view.read(states, now), now);
+      } else if (states.size > 0) {
+        show(view.outage(states, now), now);
+      } else {
+        view.outageWithoutKeys(errorInfo(unreachable.error), now);
+        show([], now);
       }
-      for (const state of changed) {
-        output.out(options.json ? stateJsonLine(state, now) : stateLine(state, now, output.colour));
-      }
-      const status: ConsulStatus = view.status;
-      if (status.kind === 'unreachable' && changed.length === 0 && !announced) {
-        announced = true;
-        const under = JSON.stringify(printable(options.key));
-        output.err(`consul-leader: ${errorPart(status.error)} (no key known under ${under}; retrying)`);
-      } else if (status.kind === 'ok' && announced) {
-        announced = false;
-        output.err('consul-leader: Consul answers again');
-      }
-    };
-
-    const subscription = new Subscription();
-    const end = (code: () => number): void => {
-      if (stopped) return;
-      stopped = true;
-      subscription.unsubscribe();
-      // The normal screen back first, so that an error is printed where it stays.
-      screen?.close();
-      resolve(code());
-    };
-
-    screen?.start();
-    subscription.add(
-      states$.subscribe({
-        next: ({ states, unreachable }) => {
-          const now = new Date();
-          if (!unreachable) {
-            show(view.read(states, now), now);
-          } else if (states.size > 0) {
-            show(view.outage(states, now), now);
-          } else {
-            view.outageWithoutKeys(errorInfo(unreachable.error), now);
-            show([], now);
-          }
-        },
-        error: (error: unknown) => end(() => reportError(error, output)),
-        complete: () =>
-          end(() => {
-            output.err('consul-leader: the watch ended unexpectedly');
-            return EXIT_ERROR;
-          }),
-      }),
-    );
-
-    const onStop = (): void => end(() => EXIT_OK);
-    if (stop.aborted) onStop();
-    else stop.addEventListener('abort', onStop, { once: true });
-  });
+    },
+    screen,
+  );
 }

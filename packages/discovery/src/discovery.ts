@@ -5,10 +5,11 @@
  */
 import { EMPTY, type Observable, distinctUntilChanged, map } from 'rxjs';
 import type { Leader } from '@consul-leader/types';
-import { setUpClients } from './config/client.js';
+import { type ClientSetup, setUpClients } from './config/client.js';
 import {
   type LeaderDiscoveryOptions,
   type LeaderOptions,
+  type ResolvedDiscoveryOptions,
   parseCallOptions,
   parseDiscoveryOptions,
   resolveDiscoveryDefaults,
@@ -28,7 +29,7 @@ import { PrefixStreams } from './streams/prefix-streams.js';
 import { Queries } from './streams/queries.js';
 import { StreamRegistry } from './streams/registry.js';
 import { parseDurationMs } from './wire/duration.js';
-import { scopeId } from './wire/requests.js';
+import { type ReadScope, scopeId } from './wire/requests.js';
 import { ConsulTransport } from './wire/transport.js';
 
 export type { LeaderState, SettledLeaderState, PrefixOutage, PrefixState } from './state/states.js';
@@ -81,114 +82,124 @@ export interface LeaderDiscovery {
 }
 
 export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderDiscovery {
-  const opts = parseDiscoveryOptions(options);
-  const defaults = resolveDiscoveryDefaults(opts);
-  const setup = setUpClients(opts);
-  const transport = new ConsulTransport(setup.clients, undefined, { http2: opts.http2 === true });
-  const registry = new StreamRegistry();
-  const queries = new Queries(transport, defaults);
-  const sessions = new Sessions(queries, registry, {
-    enabled: opts.watchSessions === true,
-    waitMs: defaults.waitMs,
-  });
-  const prefixes = new PrefixStreams(
-    registry,
-    queries,
-    sessions,
-    resolveSplit(opts.splitPrefixes, transport.multiplexed),
-  );
-  const keys = new KeyStreams(registry, queries, sessions, prefixes, resolveCoalesce(opts.coalesce));
-  const decoders = new Decoders();
+  return new Discovery(parseDiscoveryOptions(options));
+}
+
+/** The stages wired together. Methods are arrow fields: `const { leader } = discovery` works. */
+class Discovery implements LeaderDiscovery {
+  private readonly defaults: ResolvedDiscoveryOptions;
+  private readonly setup: ClientSetup;
+  private readonly transport: ConsulTransport;
+  private readonly registry = new StreamRegistry();
+  private readonly keys: KeyStreams;
+  private readonly prefixes: PrefixStreams;
+  private readonly decoders = new Decoders();
   // current()'s reads in flight, each with its own signal: one signal shared by every call
   // would collect a listener per parallel call (Node warns past 10).
-  const reads = new Set<AbortController>();
+  private readonly reads = new Set<AbortController>();
 
-  const scopeOf = (key: string, call: LeaderOptions<unknown>) => resolveScope(key, call, defaults, setup);
-  const nullAfterMs = (call: LeaderOptions<unknown>): number | undefined => {
-    const after = call.nullWhenUnreachableFor ?? opts.nullWhenUnreachableFor;
-    return after === undefined ? undefined : parseDurationMs(after);
-  };
+  constructor(private readonly opts: LeaderDiscoveryOptions) {
+    this.defaults = resolveDiscoveryDefaults(opts);
+    this.setup = setUpClients(opts);
+    this.transport = new ConsulTransport(this.setup.clients, undefined, { http2: opts.http2 === true });
+    const queries = new Queries(this.transport, this.defaults);
+    const sessions = new Sessions(queries, this.registry, {
+      enabled: opts.watchSessions === true,
+      waitMs: this.defaults.waitMs,
+    });
+    const split = resolveSplit(opts.splitPrefixes, this.transport.multiplexed);
+    this.prefixes = new PrefixStreams(this.registry, queries, sessions, split);
+    const coalesce = resolveCoalesce(opts.coalesce);
+    this.keys = new KeyStreams(this.registry, queries, sessions, this.prefixes, coalesce);
+  }
 
-  const watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>> => {
+  watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>> => {
     const call = parseCallOptions<T>('key', key, options);
-    if (registry.closed) return EMPTY;
-    const scope = scopeOf(key, call);
-    return registry.shared(decoders.pipelineId('watch', scopeId('key', scope), call), () =>
-      keys.events(scope).pipe(map(decoders.mapperOf(call)), distinctUntilChanged(sameState)),
+    if (this.registry.closed) return EMPTY;
+    const scope = this.scopeOf(key, call);
+    return this.registry.shared(this.decoders.pipelineId('watch', scopeId('key', scope), call), () =>
+      this.keys.events(scope).pipe(map(this.decoders.mapperOf(call)), distinctUntilChanged(sameState)),
     );
   };
 
-  const leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> => {
+  leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> => {
     const call = parseCallOptions<T>('key', key, options);
-    if (registry.closed) return EMPTY;
-    const after = nullAfterMs(call);
-    const scope = scopeOf(key, call);
+    if (this.registry.closed) return EMPTY;
+    const after = this.nullAfterMs(call);
+    const scope = this.scopeOf(key, call);
+    const id = this.decoders.pipelineId('leader', scopeId('key', scope), call, after);
     // Straight from the key's events (not through a watch() pipeline: fewer layers per change).
-    return registry.shared(decoders.pipelineId('leader', scopeId('key', scope), call, after), () =>
-      keys.events(scope).pipe(map(decoders.mapperOf(call)), leaderOf(after)),
+    return this.registry.shared(id, () =>
+      this.keys.events(scope).pipe(map(this.decoders.mapperOf(call)), leaderOf(after)),
     );
   };
 
-  const watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {
+  follow = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
+    followHandle(this.leader(key, options));
+
+  watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {
     const call = parseCallOptions<T>('prefix', prefix, options);
-    if (registry.closed) return EMPTY;
-    const scope = scopeOf(prefix, call);
-    return registry.shared(decoders.pipelineId('watchPrefix', scopeId('prefix', scope), call), () =>
-      prefixes.events(scope).pipe(toPrefixStates(prefix, decoders.mapperOf(call))),
+    if (this.registry.closed) return EMPTY;
+    const scope = this.scopeOf(prefix, call);
+    return this.registry.shared(this.decoders.pipelineId('watchPrefix', scopeId('prefix', scope), call), () =>
+      this.prefixes.events(scope).pipe(toPrefixStates(prefix, this.decoders.mapperOf(call))),
     );
   };
 
-  const watchLeaders = <T>(
+  watchLeaders = <T>(
     prefix: string,
     options?: LeaderOptions<T>,
   ): Observable<ReadonlyMap<string, LeaderState<T>>> => {
     const call = parseCallOptions<T>('prefix', prefix, options);
-    if (registry.closed) return EMPTY;
-    const scope = scopeOf(prefix, call);
-    return registry.shared(decoders.pipelineId('watchLeaders', scopeId('prefix', scope), call), () =>
-      watchPrefix(prefix, call).pipe(map(({ states }) => states)),
+    if (this.registry.closed) return EMPTY;
+    const scope = this.scopeOf(prefix, call);
+    return this.registry.shared(
+      this.decoders.pipelineId('watchLeaders', scopeId('prefix', scope), call),
+      () => this.watchPrefix(prefix, call).pipe(map(({ states }) => states)),
     );
   };
 
-  const leaders = <T>(
-    prefix: string,
-    options?: LeaderOptions<T>,
-  ): Observable<ReadonlyMap<string, Leader<T>>> => {
+  leaders = <T>(prefix: string, options?: LeaderOptions<T>): Observable<ReadonlyMap<string, Leader<T>>> => {
     const call = parseCallOptions<T>('prefix', prefix, options);
-    if (registry.closed) return EMPTY;
-    const after = nullAfterMs(call);
-    const scope = scopeOf(prefix, call);
-    return registry.shared(decoders.pipelineId('leaders', scopeId('prefix', scope), call, after), () =>
-      prefixes.events(scope).pipe(leadersOf(decoders.mapperOf(call), after)),
+    if (this.registry.closed) return EMPTY;
+    const after = this.nullAfterMs(call);
+    const scope = this.scopeOf(prefix, call);
+    return this.registry.shared(
+      this.decoders.pipelineId('leaders', scopeId('prefix', scope), call, after),
+      () => this.prefixes.events(scope).pipe(leadersOf(this.decoders.mapperOf(call), after)),
     );
   };
 
-  const current = async <T>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null> => {
+  current = async <T>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null> => {
     const call = parseCallOptions<T>('key', key, options);
-    if (registry.closed) throw new DiscoveryClosedError();
+    if (this.registry.closed) throw new DiscoveryClosedError();
     const read = new AbortController();
-    reads.add(read);
+    this.reads.add(read);
     try {
-      const snapshot = await readKeyOnce(transport, scopeOf(key, call), read.signal);
-      const state = toSettledState(snapshot, decoders.decodingOf(call));
+      const snapshot = await readKeyOnce(this.transport, this.scopeOf(key, call), read.signal);
+      const state = toSettledState(snapshot, this.decoders.decodingOf(call));
       return state.status === 'leader' ? state.leader : null;
     } catch (error) {
       throw asLeaderError(error);
     } finally {
-      reads.delete(read);
+      this.reads.delete(read);
     }
   };
 
-  const follow = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
-    followHandle(leader(key, options));
-
-  const close = (): void => {
-    if (registry.closed) return;
-    registry.close();
-    for (const read of reads) read.abort();
-    transport.close();
-    for (const client of setup.owned) client.destroy();
+  close = (): void => {
+    if (this.registry.closed) return;
+    this.registry.close();
+    for (const read of this.reads) read.abort();
+    this.transport.close();
+    for (const client of this.setup.owned) client.destroy();
   };
 
-  return { leader, follow, watch, current, leaders, watchLeaders, watchPrefix, close };
+  private scopeOf(key: string, call: LeaderOptions<unknown>): ReadScope {
+    return resolveScope(key, call, this.defaults, this.setup);
+  }
+
+  private nullAfterMs(call: LeaderOptions<unknown>): number | undefined {
+    const after = call.nullWhenUnreachableFor ?? this.opts.nullWhenUnreachableFor;
+    return after === undefined ? undefined : parseDurationMs(after);
+  }
 }

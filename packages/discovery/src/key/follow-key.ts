@@ -2,11 +2,12 @@
  * One key followed live: the blocking query on the key, each answer joined
  * with `/v1/session/info` of the session holding it.
  */
-import { type Observable, distinctUntilChanged, map, of, scan, switchMap } from 'rxjs';
+import { type Observable, distinctUntilChanged, map, of, switchMap } from 'rxjs';
 import type { LeaderSession } from '@consul-leader/types';
 import type { KvRead } from '../wire/kv.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
+import { withLastKnown } from '../watch/last-known.js';
 import { type KeyEvent, type KeySnapshot, heldBy, sameKeyEvent } from './key-snapshot.js';
 import { SESSIONS_REMEMBERED } from '../config/defaults.js';
 
@@ -17,7 +18,8 @@ export interface FollowKeyDeps {
   readonly session: (id: string) => Observable<RetryingReadEvent<LeaderSession | null>>;
 }
 
-type Step = KeySnapshot | Omit<Extract<KeyEvent, { kind: 'unreachable' }>, 'lastKnown'>;
+type Outage = Omit<Extract<KeyEvent, { kind: 'unreachable' }>, 'lastKnown'>;
+type Step = KeySnapshot | Outage;
 
 /**
  * Session info is read once per session id and reused for the key's last few
@@ -64,22 +66,7 @@ export function followKey(key: string, deps: FollowKeyDeps): Observable<KeyEvent
 
   return deps.kv$.pipe(
     switchMap(join),
-    scan<Step, KeyEvent | undefined>(
-      (previous, step) =>
-        step.kind !== 'unreachable'
-          ? step
-          : {
-              ...step,
-              lastKnown:
-                previous === undefined
-                  ? null
-                  : previous.kind === 'unreachable'
-                    ? previous.lastKnown
-                    : previous,
-            },
-      undefined,
-    ),
-    map((event) => event as KeyEvent),
+    withLastKnown<KeySnapshot, Outage>(),
     distinctUntilChanged(sameKeyEvent),
   );
 }

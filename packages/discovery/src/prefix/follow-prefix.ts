@@ -3,12 +3,13 @@
  * (`GET /v1/kv/<prefix>?recurse`): one connection to Consul for any number of
  * keys, where one query per key would hit `http_max_conns_per_client`.
  */
-import { Observable, distinctUntilChanged, map, of, scan, switchMap } from 'rxjs';
+import { Observable, distinctUntilChanged, of, switchMap } from 'rxjs';
 import type { ConsulReadMeta, LeaderSession } from '@consul-leader/types';
 import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { RetryingReadEvent } from '../watch/retrying-read.js';
+import { withLastKnown } from '../watch/last-known.js';
 import { KeyedList, changedPositions } from './keyed-list.js';
 import { type KeySnapshot, heldBy, sameKeyEvent } from '../key/key-snapshot.js';
 import { SESSION_LIST_THRESHOLD } from '../config/defaults.js';
@@ -44,7 +45,8 @@ export interface FollowPrefixDeps {
   readonly known?: (id: string) => LeaderSession | undefined;
 }
 
-type Step = Omit<PrefixSnapshot, 'prefix'> | Omit<PrefixUnreachable, 'prefix' | 'lastKnown'>;
+type Outage = Omit<PrefixUnreachable, 'lastKnown'>;
+type Step = PrefixSnapshot | Outage;
 
 /** Unchanged keys keep their snapshot object, so per-call decoding is memoized across answers. */
 function snapshotOf(
@@ -72,107 +74,68 @@ function snapshotOf(
 }
 
 export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable<PrefixEvent> {
+  const joiner = new PrefixJoiner(prefix, deps);
+  return deps.kv$.pipe(
+    switchMap((event) => joiner.join(event)),
+    withLastKnown<PrefixSnapshot, Outage>(),
+    distinctUntilChanged(samePrefixEvent),
+  );
+}
+
+const EMPTY_LIST = <V extends { readonly key: string }>(): KeyedList<V> => new KeyedList<V>([], new Map());
+
+/**
+ * Joins a prefix's answers with the sessions that hold its keys: the sessions' info is
+ * read once per id (one `/v1/session/list` when many are new) and forgotten when no key
+ * holds them any more; each answer is built against the last one.
+ */
+class PrefixJoiner {
   // Session info by id, for the sessions that hold keys in the last answer.
-  const cache = new Map<string, LeaderSession | null>();
-  // How many keys of the last built answer each session holds: the cache keeps those only.
-  let holders = new Map<string, number>();
-  let previousEntries: KeyedList<KvEntry> = new KeyedList([], new Map());
-  let previousKeys: KeyedList<KeySnapshot> = new KeyedList([], new Map());
+  readonly #sessions = new Map<string, LeaderSession | null>();
+  // How many keys of the last built answer each session holds: #sessions keeps those only.
+  #holders = new Map<string, number>();
+  #entries: KeyedList<KvEntry> = EMPTY_LIST();
+  #keys: KeyedList<KeySnapshot> = EMPTY_LIST();
 
-  const hold = (session: string | null, by: number): void => {
-    if (session === null) return;
-    const count = (holders.get(session) ?? 0) + by;
-    if (count > 0) holders.set(session, count);
-    else {
-      holders.delete(session);
-      cache.delete(session);
-    }
-  };
+  constructor(
+    private readonly prefix: string,
+    private readonly deps: FollowPrefixDeps,
+  ) {}
 
-  /**
-   * Against the last built answer: when its keys are the same, in the same
-   * order (the reader's shared index), only the entries that are not the same
-   * objects are looked at, so a change to one key of 10,000 costs little more
-   * than one key's work.
-   */
-  const build = (answer: ReadonlyMap<string, KvEntry>, meta: ConsulReadMeta): Step => {
-    const entries = KeyedList.from(answer);
-    const positions =
-      meta.knownLeader === previousKeys.list[0]?.meta.knownLeader
-        ? changedPositions(previousEntries, entries)
-        : null;
-    let snapshots: KeySnapshot[];
-    if (positions) {
-      snapshots = previousKeys.list.slice();
-      for (const i of positions) {
-        const entry = entries.list[i] as KvEntry;
-        hold(entry.session, 1);
-        snapshots[i] = snapshotOf(entry, cache, meta, previousKeys.list[i]);
-      }
-      // Only then let go: a session may have moved from one changed key to another.
-      for (const i of positions) hold((previousEntries.list[i] as KvEntry).session, -1);
-    } else {
-      const counted = new Map<string, number>();
-      snapshots = entries.list.map((entry) => {
-        if (entry.session) counted.set(entry.session, (counted.get(entry.session) ?? 0) + 1);
-        return snapshotOf(entry, cache, meta, previousKeys.get(entry.key));
-      });
-      for (const id of cache.keys()) if (!counted.has(id)) cache.delete(id);
-      holders = counted;
-    }
-    previousEntries = entries;
-    previousKeys = new KeyedList(snapshots, entries.index);
-    return { kind: 'snapshot', keys: previousKeys, meta };
-  };
-
-  /** Sessions that hold keys in `entries`, never read and not known otherwise (those join the cache). */
-  const unknownSessions = (answer: ReadonlyMap<string, KvEntry>): Set<string> => {
-    const missing = new Set<string>();
-    const check = (entry: KvEntry): void => {
-      const id = entry.session;
-      if (!id || cache.has(id)) return;
-      const known = deps.known?.(id);
-      if (known) cache.set(id, known);
-      else missing.add(id);
-    };
-    const positions = answer instanceof KeyedList ? changedPositions(previousEntries, answer) : null;
-    if (positions && answer instanceof KeyedList) for (const i of positions) check(answer.list[i] as KvEntry);
-    else for (const entry of answer.values()) check(entry);
-    return missing;
-  };
-
-  const join = (event: BlockingQueryEvent<ReadonlyMap<string, KvEntry>>): Observable<Step> => {
+  /** An answer as a snapshot, once the sessions it names are known; a failure as an outage step. */
+  join(event: BlockingQueryEvent<ReadonlyMap<string, KvEntry>>): Observable<Step> {
+    const { prefix } = this;
     if (event.type === 'error') {
       const { error, attempt, retryInMs } = event;
-      return of({ kind: 'unreachable', error, attempt, retryInMs });
+      return of({ kind: 'unreachable', prefix, error, attempt, retryInMs });
     }
     const { value: entries, meta } = event;
-    const missing = unknownSessions(entries);
-    if (missing.size === 0) return of(build(entries, meta));
+    const missing = this.#unknownSessions(entries);
+    if (missing.size === 0) return of(this.#build(entries, meta));
     return new Observable<Step>((subscriber) => {
       const pending = new Set(missing);
       const onError = (step: Extract<RetryingReadEvent<unknown>, { type: 'error' }>): void => {
         const { error, attempt, retryInMs } = step;
-        subscriber.next({ kind: 'unreachable', error, attempt, retryInMs });
+        subscriber.next({ kind: 'unreachable', prefix, error, attempt, retryInMs });
       };
       const settle = (): void => {
         if (pending.size > 0) return;
-        subscriber.next(build(entries, meta));
+        subscriber.next(this.#build(entries, meta));
         subscriber.complete();
       };
       if (missing.size > SESSION_LIST_THRESHOLD) {
-        return deps.sessions().subscribe((step) => {
+        return this.deps.sessions().subscribe((step) => {
           if (step.type === 'error') return onError(step);
           // A session absent from the list is gone.
-          for (const id of missing) cache.set(id, step.value.get(id) ?? null);
+          for (const id of missing) this.#sessions.set(id, step.value.get(id) ?? null);
           pending.clear();
           settle();
         });
       }
       const subscriptions = [...missing].map((id) =>
-        deps.session(id).subscribe((step) => {
+        this.deps.session(id).subscribe((step) => {
           if (step.type === 'error') return onError(step);
-          cache.set(id, step.value);
+          this.#sessions.set(id, step.value);
           pending.delete(id);
           settle();
         }),
@@ -181,19 +144,71 @@ export function followPrefix(prefix: string, deps: FollowPrefixDeps): Observable
         for (const s of subscriptions) s.unsubscribe();
       };
     });
-  };
+  }
 
-  return deps.kv$.pipe(
-    switchMap(join),
-    scan<Step, PrefixEvent | undefined>((previous, step) => {
-      if (step.kind === 'snapshot') return { ...step, prefix };
-      const lastKnown =
-        previous === undefined ? null : previous.kind === 'unreachable' ? previous.lastKnown : previous;
-      return { ...step, prefix, lastKnown };
-    }, undefined),
-    map((event) => event as PrefixEvent),
-    distinctUntilChanged(samePrefixEvent),
-  );
+  /**
+   * Against the last built answer: when its keys are the same, in the same
+   * order (the reader's shared index), only the entries that are not the same
+   * objects are looked at, so a change to one key of 10,000 costs little more
+   * than one key's work.
+   */
+  #build(answer: ReadonlyMap<string, KvEntry>, meta: ConsulReadMeta): PrefixSnapshot {
+    const entries = KeyedList.from(answer);
+    const previous = this.#keys;
+    const positions =
+      meta.knownLeader === previous.list[0]?.meta.knownLeader
+        ? changedPositions(this.#entries, entries)
+        : null;
+    let snapshots: KeySnapshot[];
+    if (positions) {
+      snapshots = previous.list.slice();
+      for (const i of positions) {
+        const entry = entries.list[i] as KvEntry;
+        this.#countHolder(entry.session, 1);
+        snapshots[i] = snapshotOf(entry, this.#sessions, meta, previous.list[i]);
+      }
+      // Only then let go: a session may have moved from one changed key to another.
+      for (const i of positions) this.#countHolder((this.#entries.list[i] as KvEntry).session, -1);
+    } else {
+      const counted = new Map<string, number>();
+      snapshots = entries.list.map((entry) => {
+        if (entry.session) counted.set(entry.session, (counted.get(entry.session) ?? 0) + 1);
+        return snapshotOf(entry, this.#sessions, meta, previous.get(entry.key));
+      });
+      for (const id of this.#sessions.keys()) if (!counted.has(id)) this.#sessions.delete(id);
+      this.#holders = counted;
+    }
+    this.#entries = entries;
+    this.#keys = new KeyedList(snapshots, entries.index);
+    return { kind: 'snapshot', prefix: this.prefix, keys: this.#keys, meta };
+  }
+
+  /** Sessions that hold keys in `answer`, never read and not known otherwise (those join #sessions). */
+  #unknownSessions(answer: ReadonlyMap<string, KvEntry>): Set<string> {
+    const missing = new Set<string>();
+    const check = (entry: KvEntry): void => {
+      const id = entry.session;
+      if (!id || this.#sessions.has(id)) return;
+      const known = this.deps.known?.(id);
+      if (known) this.#sessions.set(id, known);
+      else missing.add(id);
+    };
+    const positions = answer instanceof KeyedList ? changedPositions(this.#entries, answer) : null;
+    if (positions && answer instanceof KeyedList) for (const i of positions) check(answer.list[i] as KvEntry);
+    else for (const entry of answer.values()) check(entry);
+    return missing;
+  }
+
+  /** One more (or one fewer) key held by `session`; a session no key holds is forgotten. */
+  #countHolder(session: string | null, by: number): void {
+    if (session === null) return;
+    const count = (this.#holders.get(session) ?? 0) + by;
+    if (count > 0) this.#holders.set(session, count);
+    else {
+      this.#holders.delete(session);
+      this.#sessions.delete(session);
+    }
+  }
 }
 
 /** Same keys with the same snapshots (unchanged keys keep their snapshot object). */

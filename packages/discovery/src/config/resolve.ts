@@ -55,7 +55,7 @@ export function resolveSplit(
   if (option === false) return undefined;
   if (!multiplexed && option?.http1 !== true) return undefined;
   const maxQueries = multiplexed ? DEFAULT_SPLIT.maxQueries : DEFAULT_HTTP1_MAX_QUERIES;
-  const { minKeys = DEFAULT_SPLIT.minKeys, maxQueries: maxLeaves = maxQueries }: SplitPrefixesOption =
+  const { minKeys = DEFAULT_SPLIT.minKeys, maxQueries: maxSubPrefixes = maxQueries }: SplitPrefixesOption =
     option ?? {};
-  return { minKeys, limits: { maxLeaves, minLeafKeys: MIN_SUB_PREFIX_KEYS } };
+  return { minKeys, limits: { maxSubPrefixes, minSubPrefixKeys: MIN_SUB_PREFIX_KEYS } };
 }

@@ -1,13 +1,13 @@
 /**
- * How a big prefix is split into sub-prefixes ("leaves"), each followed by a
+ * How a big prefix is split into sub-prefixes, each followed by a
  * recursive blocking query of its own: a change to one key then wakes one
- * small query instead of the prefix's whole answer (~2.4 MB at 10,000 keys).
- * Leaves are disjoint string prefixes: a key starts with at most one of them,
- * and the keys of each lie together in Consul's (byte) order, so the leaves'
- * answers laid end to end in leaf order are the prefix's answer.
+ * small query instead of the prefix's whole answer.
+ * Sub-prefixes are disjoint string prefixes: a key starts with at most one of them,
+ * and the keys of each lie together in Consul's (byte) order, so the sub-prefixes'
+ * answers laid end to end in sub-prefix order are the prefix's answer.
  */
 
-/** Leaves in Consul's key order (UTF-8 bytes). */
+/** Sub-prefixes in Consul's key order (UTF-8 bytes). */
 export function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
@@ -26,7 +26,7 @@ function commonPrefix(keys: readonly string[]): string {
 }
 
 interface Node {
-  /** What the leaf follows: every key starting with it, planned or not. */
+  /** What the sub-prefix follows: every key starting with it, planned or not. */
   readonly prefix: string;
   readonly keys: readonly string[];
   /** undefined until asked; null: cannot be split (a key is the node itself) or not worth it. */
@@ -53,46 +53,50 @@ function childrenOf(node: Node): Node[] | null {
 }
 
 export interface PlanLimits {
-  /** At most this many leaves (each holds a stream of the HTTP/2 connection). */
-  readonly maxLeaves: number;
-  /** A leaf of this many keys or fewer is not split further. */
-  readonly minLeafKeys: number;
+  /** At most this many sub-prefixes (each holds a stream of the HTTP/2 connection). */
+  readonly maxSubPrefixes: number;
+  /** A sub-prefix of this many keys or fewer is not split further. */
+  readonly minSubPrefixKeys: number;
 }
 
 /**
  * Disjoint sub-prefixes of `prefix` that together hold every one of `keys`
- * (all under `prefix`), at most `maxLeaves`, in Consul's order; null when the
- * keys cannot be split in two or more. The biggest leaf is split first, while
- * its children fit in the budget; how even the leaves come out depends on the
- * names (a node splits into one leaf per next character, all or none).
+ * (all under `prefix`), at most `maxSubPrefixes`, in Consul's order; null when the
+ * keys cannot be split in two or more. The biggest sub-prefix is split first, while
+ * its children fit in the budget; how even the sub-prefixes come out depends on the
+ * names (a node splits into one sub-prefix per next character, all or none).
  */
-export function planLeaves(prefix: string, keys: readonly string[], limits: PlanLimits): string[] | null {
+export function planSubPrefixes(
+  prefix: string,
+  keys: readonly string[],
+  limits: PlanLimits,
+): string[] | null {
   if (keys.length === 0) return null;
-  let leaves: Node[] = [{ prefix, keys }];
+  let subPrefixes: Node[] = [{ prefix, keys }];
   for (;;) {
     let biggest: Node | undefined;
-    for (const leaf of leaves) {
-      if (leaf.children === null || leaf.keys.length <= limits.minLeafKeys) continue;
-      if (!biggest || leaf.keys.length > biggest.keys.length) biggest = leaf;
+    for (const subPrefix of subPrefixes) {
+      if (subPrefix.children === null || subPrefix.keys.length <= limits.minSubPrefixKeys) continue;
+      if (!biggest || subPrefix.keys.length > biggest.keys.length) biggest = subPrefix;
     }
     if (!biggest) break;
     biggest.children ??= childrenOf(biggest);
     const children = biggest.children;
-    if (children === null || leaves.length - 1 + children.length > limits.maxLeaves) {
+    if (children === null || subPrefixes.length - 1 + children.length > limits.maxSubPrefixes) {
       biggest.children = null;
       continue;
     }
     const split = biggest;
-    leaves = leaves.flatMap((leaf) => (leaf === split ? children : [leaf]));
+    subPrefixes = subPrefixes.flatMap((subPrefix) => (subPrefix === split ? children : [subPrefix]));
   }
-  if (leaves.length < 2) return null;
-  return leaves.map((leaf) => leaf.prefix).sort(byteOrder);
+  if (subPrefixes.length < 2) return null;
+  return subPrefixes.map((subPrefix) => subPrefix.prefix).sort(byteOrder);
 }
 
-/** Which leaf a key falls under (its position in `leaves`), or -1 for none. */
-export function leafFinder(leaves: readonly string[]): (key: string) => number {
-  const positions = new Map(leaves.map((leaf, i) => [leaf, i]));
-  const lengths = [...new Set(leaves.map((leaf) => leaf.length))];
+/** Which sub-prefix a key falls under (its position in `sub-prefixes`), or -1 for none. */
+export function subPrefixFinder(subPrefixes: readonly string[]): (key: string) => number {
+  const positions = new Map(subPrefixes.map((subPrefix, i) => [subPrefix, i]));
+  const lengths = [...new Set(subPrefixes.map((subPrefix) => subPrefix.length))];
   return (key) => {
     for (const length of lengths) {
       const i = positions.get(key.slice(0, length));

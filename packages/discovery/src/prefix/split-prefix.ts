@@ -5,19 +5,19 @@
  * keys and not the prefix's whole answer.
  *
  * The prefix is first read whole (`?recurse`); once it holds `minKeys` keys,
- * it is split into leaves (prefix-plan.ts), each followed by its own blocking
+ * it is split into sub-prefixes (prefix-plan.ts), each followed by its own blocking
  * query, and one more query follows the prefix's key list (`?keys`, no values). A
- * key born outside every leaf shows in that list and sends the prefix back to
- * one whole read, then a new plan. The leaves' answers, laid end to end, are
+ * key born outside every sub-prefix shows in that list and sends the prefix back to
+ * one whole read, then a new plan. The sub-prefixes' answers, laid end to end, are
  * emitted as the prefix's answer: the same events as one blocking query on it,
- * but that one write changing keys of several leaves may leave as more than one.
+ * but that one write changing keys of several sub-prefixes may leave as more than one.
  */
-import { Observable, Subscription } from 'rxjs';
+import { Observable, type Subscriber, Subscription } from 'rxjs';
 import type { ConsulReadMeta } from '@consul-leader/types';
 import type { BlockingQueryEvent } from '../watch/blocking-query.js';
 import type { KvEntry } from '../wire/kv.js';
 import { KeyedList, indexOf } from './keyed-list.js';
-import { type PlanLimits, leafFinder, planLeaves } from './prefix-plan.js';
+import { type PlanLimits, subPrefixFinder, planSubPrefixes } from './prefix-plan.js';
 
 type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;
 type ErrorEvent = Extract<BlockingQueryEvent<unknown>, { type: 'error' }>;
@@ -27,14 +27,18 @@ export interface SplitPrefixOptions {
   /** The prefix's own blocking query (`?recurse`). */
   readonly whole: () => Observable<ListEvent>;
   /**
-   * A leaf's blocking query; `seed` holds its entries from the whole answer, to
+   * A sub-prefix's blocking query; `seed` holds its entries from the whole answer, to
    * be reused while unchanged, and `index` is their highest ModifyIndex, which
-   * the leaf blocks on from its first read instead of reading them again.
+   * the sub-prefix blocks on from its first read instead of reading them again.
    * Consul's index of a prefix is that, or a later delete's under it (then that
    * first read returns at once): the whole answer's index would be too high,
-   * and the leaf's first wake-up would see its index go back.
+   * and the sub-prefix's first wake-up would see its index go back.
    */
-  readonly leaf: (prefix: string, seed: ReadonlyMap<string, KvEntry>, index: bigint) => Observable<ListEvent>;
+  readonly subPrefix: (
+    prefix: string,
+    seed: ReadonlyMap<string, KvEntry>,
+    index: bigint,
+  ) => Observable<ListEvent>;
   /** The blocking query of the prefix's keys (`?keys`), from the whole answer's index: Consul gives the key list the same one. */
   readonly keys: (index: bigint) => Observable<BlockingQueryEvent<readonly string[]>>;
   /** Split once the prefix holds this many keys. */
@@ -72,20 +76,25 @@ function lastWrite(entries: readonly KvEntry[] | undefined): bigint {
 
 /**
  * Follows `prefix` whole until it holds `minKeys` keys, then split. Emits a
- * result whenever a leaf's answer changes the prefix's entries; while any of
+ * result whenever a sub-prefix's answer changes the prefix's entries; while any of
  * its queries fails, the prefix is unreachable (one `error` event per retry
- * round, not one per leaf) and results wait until every query answers again.
+ * round, not one per sub-prefix) and results wait until every query answers again.
  */
 export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEvent> {
   return new Observable<ListEvent>((subscriber) => {
     let current: Subscription | undefined;
     // The keys a plan could not split (a key equal to the prefix, say): not planned again while the same.
     let unsplittable: ReadonlyMap<string, number> | undefined;
+    // The old queries end before the new ones start (over HTTP/1.1 each holds a connection),
+    // and `current` is set first: a query that answers at once may plan again.
+    const follow = (): Subscription => {
+      current?.unsubscribe();
+      current = new Subscription();
+      return current;
+    };
 
     const followWhole = (): void => {
-      current?.unsubscribe();
-      const subscription = new Subscription();
-      current = subscription;
+      const subscription = follow();
       subscription.add(
         options.whole().subscribe((event) => {
           if (subscription.closed) return;
@@ -93,119 +102,13 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
           if (event.type !== 'result') return;
           const entries = KeyedList.from(event.value);
           if (entries.size < options.minKeys || entries.index === unsplittable) return;
-          const leaves = planLeaves(options.prefix, [...entries.keys()], options.limits);
-          if (leaves) followLeaves(leaves, entries, event.meta);
-          else unsplittable = entries.index;
-        }),
-      );
-    };
-
-    const followLeaves = (
-      leaves: readonly string[],
-      whole: KeyedList<KvEntry>,
-      wholeMeta: ConsulReadMeta,
-    ): void => {
-      current?.unsubscribe();
-      const subscription = new Subscription();
-      current = subscription;
-      const find = leafFinder(leaves);
-      const slices: KvEntry[][] = leaves.map(() => []);
-      for (const entry of whole.list) slices[find(entry.key)]?.push(entry);
-      const lists = slices.map((slice) => KeyedList.of(slice));
-      // The whole answer's index stands while the leaves lay its entries out in its order.
-      let combinedIndex: ReadonlyMap<string, number> | undefined = sameEntries(
-        whole,
-        new KeyedList(slices.flat(), whole.index),
-      )
-        ? whole.index
-        : undefined;
-      let meta = wholeMeta;
-      // Each leaf's last index: the prefix's is the highest (a leaf's index may go back, after a restore).
-      const indexes = leaves.map(() => wholeMeta.index);
-      // Failing queries by leaf position (-1: the key list) and the attempt last reported.
-      const failing = new Map<number, number>();
-      let reportedAttempt = 0;
-      let holding: Promise<void> | undefined;
-      let dirty = false;
-
-      const hold = (): void => {
-        const joining = options.beforeNextEmit?.();
-        if (!joining) return;
-        holding = joining;
-        void joining.then(() => {
-          if (holding !== joining) return;
-          holding = undefined;
-          if (dirty) emit();
-        });
-      };
-      // Answers are gathered until the next turn of the event loop: the leaves woken by one
-      // write (a session's end releasing keys in several) mostly arrive together, and leave as one.
-      let gathering: NodeJS.Immediate | undefined;
-      subscription.add(() => clearImmediate(gathering));
-      const flush = (): void => {
-        gathering = undefined;
-        if (subscription.closed || failing.size > 0 || holding || !dirty) return;
-        dirty = false;
-        const list = ([] as KvEntry[]).concat(...lists.map((l) => l.list));
-        combinedIndex ??= indexOf(list);
-        const index = indexes.reduce((max, i) => (i > max ? i : max));
-        subscriber.next({
-          type: 'result',
-          value: new KeyedList(list, combinedIndex),
-          meta: { ...meta, index },
-        });
-        hold();
-      };
-      const emit = (): void => {
-        dirty = true;
-        if (gathering === undefined && !holding) gathering = setImmediate(flush);
-      };
-      const fail = (position: number, event: ErrorEvent): void => {
-        failing.set(position, event.attempt);
-        // Every query of the connection fails at once when it is lost: one event per retry round.
-        if (event.attempt <= reportedAttempt) return;
-        reportedAttempt = event.attempt;
-        subscriber.next(event);
-      };
-      /** True when this answer ended an outage (every query answers again). */
-      const answered = (position: number): boolean => {
-        if (!failing.delete(position)) return false;
-        // The queries still failing report again once one of them passes their own highest attempt.
-        reportedAttempt = Math.max(0, ...failing.values());
-        return failing.size === 0;
-      };
-
-      hold();
-      leaves.forEach((leaf, position) => {
-        subscription.add(
-          options
-            .leaf(leaf, lists[position] as KeyedList<KvEntry>, lastWrite(slices[position]))
-            .subscribe((event) => {
-              if (subscription.closed) return;
-              if (event.type === 'error') return fail(position, event);
-              const next = KeyedList.from(event.value);
-              const previous = lists[position] as KeyedList<KvEntry>;
-              const leaderNews = event.meta.knownLeader !== meta.knownLeader;
-              meta = event.meta;
-              indexes[position] = event.meta.index;
-              const recovered = answered(position);
-              if (sameEntries(previous, next)) {
-                if (recovered || leaderNews) emit();
-                return;
-              }
-              if (!sameKeys(previous, next)) combinedIndex = undefined;
-              lists[position] = next;
-              emit();
-            }),
-        );
-      });
-      subscription.add(
-        options.keys(wholeMeta.index).subscribe((event) => {
-          if (subscription.closed) return;
-          if (event.type === 'error') return fail(-1, event);
-          if (answered(-1)) emit();
-          // A key no leaf follows: read the prefix whole again, and plan anew.
-          if (event.value.some((key) => find(key) < 0)) followWhole();
+          const subPrefixes = planSubPrefixes(options.prefix, [...entries.keys()], options.limits);
+          if (!subPrefixes) unsplittable = entries.index;
+          else
+            follow().add(
+              new PlanQueries(options, subPrefixes, entries, event.meta, subscriber, followWhole)
+                .subscription,
+            );
         }),
       );
     };
@@ -213,4 +116,134 @@ export function splitPrefixQuery(options: SplitPrefixOptions): Observable<ListEv
     followWhole();
     return () => current?.unsubscribe();
   });
+}
+
+/**
+ * One plan: a blocking query per sub-prefix and one of the key list, their answers laid end
+ * to end as the prefix's. Unsubscribing `subscription` ends them all.
+ */
+class PlanQueries {
+  readonly subscription = new Subscription();
+  readonly #find: (key: string) => number;
+  readonly #lists: KeyedList<KvEntry>[];
+  // The whole answer's index stands while the sub-prefixes lay its entries out in its order.
+  #combinedIndex: ReadonlyMap<string, number> | undefined;
+  #meta: ConsulReadMeta;
+  // Each sub-prefix's last index: the prefix's is the highest (a sub-prefix's index may go back, after a restore).
+  readonly #indexes: bigint[];
+  // Failing queries by sub-prefix position (-1: the key list) and the attempt last reported.
+  readonly #failing = new Map<number, number>();
+  #reportedAttempt = 0;
+  // The joins of the last result, which the next one waits for (`beforeNextEmit`).
+  #joining: Promise<void> | undefined;
+  #dirty = false;
+  // Answers are gathered until the next turn of the event loop: the sub-prefixes woken by one
+  // write (a session's end releasing keys in several) mostly arrive together, and leave as one.
+  #gathering: NodeJS.Immediate | undefined;
+
+  constructor(
+    private readonly options: SplitPrefixOptions,
+    subPrefixes: readonly string[],
+    whole: KeyedList<KvEntry>,
+    wholeMeta: ConsulReadMeta,
+    private readonly subscriber: Subscriber<ListEvent>,
+    /** Reads the prefix whole again (a key no sub-prefix follows appeared). */
+    private readonly replan: () => void,
+  ) {
+    this.#find = subPrefixFinder(subPrefixes);
+    const slices: KvEntry[][] = subPrefixes.map(() => []);
+    for (const entry of whole.list) slices[this.#find(entry.key)]?.push(entry);
+    this.#lists = slices.map((slice) => KeyedList.of(slice));
+    this.#combinedIndex = sameEntries(whole, new KeyedList(slices.flat(), whole.index))
+      ? whole.index
+      : undefined;
+    this.#meta = wholeMeta;
+    this.#indexes = subPrefixes.map(() => wholeMeta.index);
+    this.subscription.add(() => clearImmediate(this.#gathering));
+
+    this.#waitForJoins();
+    subPrefixes.forEach((subPrefix, position) => {
+      const seed = this.#lists[position] as KeyedList<KvEntry>;
+      this.subscription.add(
+        options
+          .subPrefix(subPrefix, seed, lastWrite(slices[position]))
+          .subscribe((event) => this.#onSubPrefix(position, event)),
+      );
+    });
+    this.subscription.add(options.keys(wholeMeta.index).subscribe((event) => this.#onKeyList(event)));
+  }
+
+  #onSubPrefix(position: number, event: ListEvent): void {
+    if (this.subscription.closed) return;
+    if (event.type === 'error') return this.#fail(position, event);
+    const next = KeyedList.from(event.value);
+    const previous = this.#lists[position] as KeyedList<KvEntry>;
+    const leaderNews = event.meta.knownLeader !== this.#meta.knownLeader;
+    this.#meta = event.meta;
+    this.#indexes[position] = event.meta.index;
+    const recovered = this.#answered(position);
+    if (sameEntries(previous, next)) {
+      if (recovered || leaderNews) this.#emit();
+      return;
+    }
+    if (!sameKeys(previous, next)) this.#combinedIndex = undefined;
+    this.#lists[position] = next;
+    this.#emit();
+  }
+
+  #onKeyList(event: BlockingQueryEvent<readonly string[]>): void {
+    if (this.subscription.closed) return;
+    if (event.type === 'error') return this.#fail(-1, event);
+    if (this.#answered(-1)) this.#emit();
+    // A key no sub-prefix follows: read the prefix whole again, and plan anew.
+    if (event.value.some((key) => this.#find(key) < 0)) this.replan();
+  }
+
+  /** The next result waits for the reads joining the last one. */
+  #waitForJoins(): void {
+    const joining = this.options.beforeNextEmit?.();
+    if (!joining) return;
+    this.#joining = joining;
+    void joining.then(() => {
+      if (this.#joining !== joining) return;
+      this.#joining = undefined;
+      if (this.#dirty) this.#emit();
+    });
+  }
+
+  #emit(): void {
+    this.#dirty = true;
+    if (this.#gathering === undefined && !this.#joining) this.#gathering = setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#gathering = undefined;
+    if (this.subscription.closed || this.#failing.size > 0 || this.#joining || !this.#dirty) return;
+    this.#dirty = false;
+    const list = ([] as KvEntry[]).concat(...this.#lists.map((l) => l.list));
+    this.#combinedIndex ??= indexOf(list);
+    const index = this.#indexes.reduce((max, i) => (i > max ? i : max));
+    this.subscriber.next({
+      type: 'result',
+      value: new KeyedList(list, this.#combinedIndex),
+      meta: { ...this.#meta, index },
+    });
+    this.#waitForJoins();
+  }
+
+  #fail(position: number, event: ErrorEvent): void {
+    this.#failing.set(position, event.attempt);
+    // Every query of the connection fails at once when it is lost: one event per retry round.
+    if (event.attempt <= this.#reportedAttempt) return;
+    this.#reportedAttempt = event.attempt;
+    this.subscriber.next(event);
+  }
+
+  /** True when this answer ended an outage (every query answers again). */
+  #answered(position: number): boolean {
+    if (!this.#failing.delete(position)) return false;
+    // The queries still failing report again once one of them passes their own highest attempt.
+    this.#reportedAttempt = Math.max(0, ...this.#failing.values());
+    return this.#failing.size === 0;
+  }
 }

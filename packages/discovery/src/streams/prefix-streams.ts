@@ -61,7 +61,7 @@ export class PrefixStreams {
     return splitPrefixQuery({
       prefix: scope.key,
       whole,
-      leaf: (prefix, seed, startIndex) =>
+      subPrefix: (prefix, seed, startIndex) =>
         this.queries.recursive({ ...scope, key: prefix }, new KvListReader(prefix, seed), { startIndex }),
       keys: (startIndex) => this.queries.keyList(scope, startIndex),
       minKeys: this.split.minKeys,

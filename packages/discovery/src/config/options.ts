@@ -60,7 +60,7 @@ export interface LeaderDiscoveryOptions {
   readonly consistency?: Consistency;
   /** Default datacenter. */
   readonly dc?: string;
-  /** Default ACL token (else `CONSUL_HTTP_TOKEN`/`_FILE`, else the client's `defaults.token`). */
+  /** Default ACL token (else the first client's `defaults.token`, else `CONSUL_HTTP_TOKEN`/`_FILE`). */
   readonly token?: string;
   /** Timeout of non-blocking reads (first read, session info, `current()`). Default `'10s'`. */
   readonly requestTimeout?: Duration;

@@ -4,8 +4,8 @@
  * (and one connection to Consul) each.
  */
 import { Observable, type Subscriber, Subscription } from 'rxjs';
-import { KeyedList, changedPositions } from '../prefix/keyed-list.js';
-import { type KeyEvent, sameKeyEvent } from './key-snapshot.js';
+import { type KeyedList, changedPositions } from '../prefix/keyed-list.js';
+import { type KeyEvent, type KeySnapshot, sameKeyEvent } from './key-snapshot.js';
 import type { PrefixEvent } from '../prefix/follow-prefix.js';
 
 export interface CoalesceOptions {
@@ -178,16 +178,12 @@ export class PrefixRouter {
   #route(event: PrefixEvent): void {
     const previous = this.#last;
     this.#last = event;
-    if (
-      event.kind === 'snapshot' &&
-      previous?.kind === 'snapshot' &&
-      previous.keys instanceof KeyedList &&
-      event.keys instanceof KeyedList
-    ) {
+    if (event.kind === 'snapshot' && previous?.kind === 'snapshot') {
       const positions = changedPositions(previous.keys, event.keys);
       if (positions) {
+        const list = (event.keys as KeyedList<KeySnapshot>).list;
         for (const i of positions) {
-          const key = (event.keys.list[i] as { key: string }).key;
+          const key = (list[i] as KeySnapshot).key;
           const subscribers = this.#subscribers.get(key);
           if (subscribers) tell(subscribers, keyEventFromPrefix(event, key));
         }

@@ -193,8 +193,8 @@ class PrefixJoiner {
       if (known) this.#sessions.set(id, known);
       else missing.add(id);
     };
-    const positions = answer instanceof KeyedList ? changedPositions(this.#entries, answer) : null;
-    if (positions && answer instanceof KeyedList) for (const i of positions) check(answer.list[i] as KvEntry);
+    const positions = changedPositions(this.#entries, answer);
+    if (positions) for (const i of positions) check((answer as KeyedList<KvEntry>).list[i] as KvEntry);
     else for (const entry of answer.values()) check(entry);
     return missing;
   }
@@ -215,10 +215,8 @@ class PrefixJoiner {
 export function samePrefixEvent(a: PrefixEvent, b: PrefixEvent): boolean {
   if (a.kind !== 'snapshot' || b.kind !== 'snapshot') return false;
   if (a.keys.size !== b.keys.size || a.meta.knownLeader !== b.meta.knownLeader) return false;
-  if (a.keys instanceof KeyedList && b.keys instanceof KeyedList) {
-    const changed = changedPositions(a.keys, b.keys);
-    if (changed) return changed.length === 0;
-  }
+  const changed = changedPositions(a.keys, b.keys);
+  if (changed) return changed.length === 0;
   for (const [key, snapshot] of a.keys) if (b.keys.get(key) !== snapshot) return false;
   return true;
 }

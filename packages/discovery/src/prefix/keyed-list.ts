@@ -69,14 +69,16 @@ export function indexOf(list: readonly { readonly key: string }[]): Map<string, 
 
 /**
  * The positions whose value is not the same object in `next` as in `previous`,
- * when both have the same keys in the same order (a shared index); null when
- * they do not, and every key must be compared.
+ * when both are KeyedLists of the same keys in the same order (a shared index);
+ * null when they are not, and every key must be compared.
  */
 export function changedPositions<V extends { readonly key: string }>(
-  previous: KeyedList<V>,
-  next: KeyedList<V>,
+  previous: ReadonlyMap<string, V> | undefined,
+  next: ReadonlyMap<string, V>,
 ): number[] | null {
-  if (previous.index !== next.index) return null;
+  if (!(previous instanceof KeyedList && next instanceof KeyedList) || previous.index !== next.index) {
+    return null;
+  }
   const changed: number[] = [];
   const a = previous.list;
   const b = next.list;

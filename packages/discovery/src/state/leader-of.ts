@@ -100,8 +100,7 @@ export function leadersOf<T, E extends ErrorInfo>(
       const answer = (event: PrefixEvent): ReadonlyMap<string, Leader<T>> => {
         if (event.kind !== 'snapshot') return leaders;
         const next = event.keys;
-        const positions =
-          keys instanceof KeyedList && next instanceof KeyedList ? changedPositions(keys, next) : null;
+        const positions = changedPositions(keys, next);
         keys = next;
         let changedFrom: ReadonlyMap<string, Leader<T>> | undefined;
         if (positions) {

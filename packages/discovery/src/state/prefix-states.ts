@@ -20,7 +20,7 @@ export function toPrefixStates<T>(
           if (event.kind === 'snapshot') {
             const next = event.keys;
             if (next instanceof KeyedList) {
-              const positions = keys ? changedPositions(keys, next) : null;
+              const positions = changedPositions(keys, next);
               if (positions) {
                 states = states.slice();
                 for (const i of positions) states[i] = toState(next.list[i] as KeySnapshot);

@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ConsulReadMeta } from '@consul-leader/types';
 import { InvalidResponseError } from '../errors.js';
+import { readUint64 } from './uint64.js';
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
@@ -16,12 +17,13 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 export function readIndex(headers: IncomingHttpHeaders): bigint {
   const raw = header(headers, 'x-consul-index');
   if (raw === undefined) throw new InvalidResponseError('answer has no X-Consul-Index header');
-  if (!/^\d{1,20}$/.test(raw.trim())) {
-    throw new InvalidResponseError(`X-Consul-Index is not a uint64: ${JSON.stringify(raw.slice(0, 40))}`);
-  }
-  const index = BigInt(raw.trim());
-  if (index >= 1n << 64n) throw new InvalidResponseError('X-Consul-Index is beyond uint64');
-  return index;
+  const text = raw.trim();
+  const index = readUint64(text);
+  if (index !== undefined) return index;
+  const why = /^\d+$/.test(text)
+    ? 'is beyond uint64'
+    : `is not a uint64: ${JSON.stringify(raw.slice(0, 40))}`;
+  throw new InvalidResponseError(`X-Consul-Index ${why}`);
 }
 
 export function readMeta(headers: IncomingHttpHeaders, index: bigint): ConsulReadMeta {

@@ -126,9 +126,9 @@ async function runPhase(
 ): Promise<PhaseResult> {
   const firstRequest = proxy.requests.length;
   const leaderOf = (key: string): Observable<never> =>
-    discovery.leader(key, { schema: Node }) as Observable<never>;
+    discovery.leader(key, { schema: Node }) as Observable<unknown> as Observable<never>;
   const watchOf = (key: string): Observable<never> =>
-    discovery.watch(key, { schema: Node }) as Observable<never>;
+    discovery.watch(key, { schema: Node }) as Observable<unknown> as Observable<never>;
   // Three shared leader() and three shared watch() Observables per key; 20% of the subscribers make their own call per subscription.
   const shared = new Map(
     keys.map((key) => [

@@ -3,7 +3,7 @@
  * stages of the data path: read scopes (config/), shared streams (streams/), decoding
  * (state/). ARCHITECTURE.md draws the path.
  */
-import { EMPTY, type Observable, distinctUntilChanged, map } from 'rxjs';
+import { Observable, distinctUntilChanged, map } from 'rxjs';
 import type { Leader } from '@consul-leader/types';
 import { type ClientSetup, setUpClients } from './config/client.js';
 import {
@@ -20,6 +20,8 @@ import { readKeyOnce } from './key/read-once.js';
 import { Sessions } from './sessions/sessions.js';
 import { Decoders } from './state/decoders.js';
 import { type LeaderHandle, followHandle } from './state/follow-handle.js';
+import { type LiveObservable, live } from './state/live.js';
+import { type WaitOptions, bounded } from './state/waits.js';
 import { leaderOf, leadersOf } from './state/leader-of.js';
 import { toPrefixStates } from './state/prefix-states.js';
 import type { LeaderState, PrefixState } from './state/states.js';
@@ -42,7 +44,7 @@ export interface LeaderDiscovery {
    * completes because of Consul: while Consul cannot be read it keeps the last
    * value and retries (`watch()` shows why), unless `nullWhenUnreachableFor` says otherwise.
    */
-  leader<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null>;
+  leader<T = unknown>(key: string, options?: LeaderOptions<T>): LiveObservable<Leader<T> | null>;
   /**
    * A handle on the leader of `key` for hot paths: `current` is read
    * synchronously, `ready()` resolves with the first answer, `changes` is
@@ -50,7 +52,7 @@ export interface LeaderDiscovery {
    */
   follow<T = unknown>(key: string, options?: LeaderOptions<T>): LeaderHandle<T>;
   /** The full state of `key`, live: `leader`, `vacant`, `invalid` or `unreachable`. */
-  watch<T = unknown>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>>;
+  watch<T = unknown>(key: string, options?: LeaderOptions<T>): LiveObservable<LeaderState<T>>;
   /**
    * The leaders of every key under `prefix`, live, by full key; keys with no
    * leader or an invalid value are absent. One recursive blocking query serves
@@ -60,7 +62,7 @@ export interface LeaderDiscovery {
   leaders<T = unknown>(
     prefix: string,
     options?: LeaderOptions<T>,
-  ): Observable<ReadonlyMap<string, Leader<T>>>;
+  ): LiveObservable<ReadonlyMap<string, Leader<T>>>;
   /**
    * The state of every key under `prefix`, live, by full key (for dashboards):
    * while Consul cannot be read, every known key is `unreachable` with its `lastKnown`.
@@ -68,18 +70,26 @@ export interface LeaderDiscovery {
   watchLeaders<T = unknown>(
     prefix: string,
     options?: LeaderOptions<T>,
-  ): Observable<ReadonlyMap<string, LeaderState<T>>>;
+  ): LiveObservable<ReadonlyMap<string, LeaderState<T>>>;
   /**
    * The full picture of a prefix, live: every key's state, whether Consul
    * answers (`unreachable`, also when no key is known yet: an empty prefix and
    * an outage are told apart), and the last answer's `consul` read meta.
    */
-  watchPrefix<T = unknown>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>>;
-  /** One non-blocking read of `key` and its session. Rejects with a typed error when Consul cannot be read. */
-  current<T = unknown>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null>;
+  watchPrefix<T = unknown>(prefix: string, options?: LeaderOptions<T>): LiveObservable<PrefixState<T>>;
+  /**
+   * One non-blocking read of `key` and its session. Rejects with a typed error when Consul
+   * cannot be read; `signal` aborts it (`AbortedError`), `timeout` bounds it (`TimeoutError`).
+   */
+  current<T = unknown>(key: string, options?: LeaderOptions<T> & WaitOptions): Promise<Leader<T> | null>;
   /** Stops every stream (they complete), aborts requests in flight, and closes the SDK's sockets. */
   close(): void;
+  /** `close()`, for `await using discovery = createLeaderDiscovery()`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
+
+/** A stream of a closed discovery: it completes at once. */
+const ended = <E>(): Observable<E> => new Observable<E>((subscriber) => subscriber.complete());
 
 export function createLeaderDiscovery(options?: LeaderDiscoveryOptions): LeaderDiscovery {
   return new Discovery(parseDiscoveryOptions(options));
@@ -94,8 +104,7 @@ class Discovery implements LeaderDiscovery {
   private readonly keys: KeyStreams;
   private readonly prefixes: PrefixStreams;
   private readonly decoders = new Decoders();
-  // current()'s reads in flight, each with its own signal: one signal shared by every call
-  // would collect a listener per parallel call (Node warns past 10).
+  // current()'s reads in flight, aborted by close().
   private readonly reads = new Set<AbortController>();
 
   constructor(private readonly opts: LeaderDiscoveryOptions) {
@@ -113,23 +122,23 @@ class Discovery implements LeaderDiscovery {
     this.keys = new KeyStreams(this.registry, queries, sessions, this.prefixes, coalesce);
   }
 
-  watch = <T>(key: string, options?: LeaderOptions<T>): Observable<LeaderState<T>> => {
+  watch = <T>(key: string, options?: LeaderOptions<T>): LiveObservable<LeaderState<T>> => {
     const call = parseCallOptions<T>('key', key, options);
-    if (this.registry.closed) return EMPTY;
+    if (this.registry.closed) return live(ended<never>());
     const scope = this.scopeOf(key, call);
-    return this.registry.shared(this.decoders.pipelineId('watch', scopeId('key', scope), call), () =>
+    return this.shared(this.decoders.pipelineId('watch', scopeId('key', scope), call), () =>
       this.keys.events(scope).pipe(map(this.decoders.mapperOf(call)), distinctUntilChanged(sameState)),
     );
   };
 
-  leader = <T>(key: string, options?: LeaderOptions<T>): Observable<Leader<T> | null> => {
+  leader = <T>(key: string, options?: LeaderOptions<T>): LiveObservable<Leader<T> | null> => {
     const call = parseCallOptions<T>('key', key, options);
-    if (this.registry.closed) return EMPTY;
+    if (this.registry.closed) return live(ended<never>());
     const after = this.nullAfterMs(call);
     const scope = this.scopeOf(key, call);
     const id = this.decoders.pipelineId('leader', scopeId('key', scope), call, after);
     // Straight from the key's events (not through a watch() pipeline: fewer layers per change).
-    return this.registry.shared(id, () =>
+    return this.shared(id, () =>
       this.keys.events(scope).pipe(map(this.decoders.mapperOf(call)), leaderOf(after)),
     );
   };
@@ -137,11 +146,11 @@ class Discovery implements LeaderDiscovery {
   follow = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
     followHandle(this.leader(key, options));
 
-  watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): Observable<PrefixState<T>> => {
+  watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): LiveObservable<PrefixState<T>> => {
     const call = parseCallOptions<T>('prefix', prefix, options);
-    if (this.registry.closed) return EMPTY;
+    if (this.registry.closed) return live(ended<never>());
     const scope = this.scopeOf(prefix, call);
-    return this.registry.shared(this.decoders.pipelineId('watchPrefix', scopeId('prefix', scope), call), () =>
+    return this.shared(this.decoders.pipelineId('watchPrefix', scopeId('prefix', scope), call), () =>
       this.prefixes.events(scope).pipe(toPrefixStates(prefix, this.decoders.mapperOf(call))),
     );
   };
@@ -149,36 +158,42 @@ class Discovery implements LeaderDiscovery {
   watchLeaders = <T>(
     prefix: string,
     options?: LeaderOptions<T>,
-  ): Observable<ReadonlyMap<string, LeaderState<T>>> => {
+  ): LiveObservable<ReadonlyMap<string, LeaderState<T>>> => {
     const call = parseCallOptions<T>('prefix', prefix, options);
-    if (this.registry.closed) return EMPTY;
+    if (this.registry.closed) return live(ended<never>());
     const scope = this.scopeOf(prefix, call);
-    return this.registry.shared(
-      this.decoders.pipelineId('watchLeaders', scopeId('prefix', scope), call),
-      () => this.watchPrefix(prefix, call).pipe(map(({ states }) => states)),
+    return this.shared(this.decoders.pipelineId('watchLeaders', scopeId('prefix', scope), call), () =>
+      this.watchPrefix(prefix, call).pipe(map(({ states }) => states)),
     );
   };
 
-  leaders = <T>(prefix: string, options?: LeaderOptions<T>): Observable<ReadonlyMap<string, Leader<T>>> => {
+  leaders = <T>(
+    prefix: string,
+    options?: LeaderOptions<T>,
+  ): LiveObservable<ReadonlyMap<string, Leader<T>>> => {
     const call = parseCallOptions<T>('prefix', prefix, options);
-    if (this.registry.closed) return EMPTY;
+    if (this.registry.closed) return live(ended<never>());
     const after = this.nullAfterMs(call);
     const scope = this.scopeOf(prefix, call);
-    return this.registry.shared(
-      this.decoders.pipelineId('leaders', scopeId('prefix', scope), call, after),
-      () => this.prefixes.events(scope).pipe(leadersOf(this.decoders.mapperOf(call), after)),
+    return this.shared(this.decoders.pipelineId('leaders', scopeId('prefix', scope), call, after), () =>
+      this.prefixes.events(scope).pipe(leadersOf(this.decoders.mapperOf(call), after)),
     );
   };
 
-  current = async <T>(key: string, options?: LeaderOptions<T>): Promise<Leader<T> | null> => {
+  current = async <T>(key: string, options?: LeaderOptions<T> & WaitOptions): Promise<Leader<T> | null> => {
     const call = parseCallOptions<T>('key', key, options);
     if (this.registry.closed) throw new DiscoveryClosedError();
+    // Its own controller (close() aborts it), not one signal shared by every call: that
+    // would collect a listener per parallel call (Node warns past 10).
     const read = new AbortController();
     this.reads.add(read);
     try {
-      const snapshot = await readKeyOnce(this.transport, this.scopeOf(key, call), read.signal);
-      const state = toSettledState(snapshot, this.decoders.decodingOf(call));
-      return state.status === 'leader' ? state.leader : null;
+      return await bounded(options, async (signal) => {
+        signal.addEventListener('abort', () => read.abort(), { once: true });
+        const snapshot = await readKeyOnce(this.transport, this.scopeOf(key, call), read.signal);
+        const state = toSettledState(snapshot, this.decoders.decodingOf(call));
+        return state.status === 'leader' ? state.leader : null;
+      });
     } catch (error) {
       throw asLeaderError(error);
     } finally {
@@ -193,6 +208,16 @@ class Discovery implements LeaderDiscovery {
     this.transport.close();
     for (const client of this.setup.owned) client.destroy();
   };
+
+  [Symbol.asyncDispose] = (): Promise<void> => {
+    this.close();
+    return Promise.resolve();
+  };
+
+  /** One stream per id (registry.ts), iterable with `for await`. */
+  private shared<E>(id: string, make: () => Observable<E>): LiveObservable<E> {
+    return live(this.registry.shared(id, make));
+  }
 
   private scopeOf(key: string, call: LeaderOptions<unknown>): ReadScope {
     return resolveScope(key, call, this.defaults, this.setup);

@@ -13,7 +13,9 @@ export type LeaderErrorCode =
   | 'INVALID_RESPONSE'
   | 'INVALID_DESCRIPTOR'
   | 'INVALID_OPTION'
-  | 'DISCOVERY_CLOSED';
+  | 'DISCOVERY_CLOSED'
+  | 'ABORTED'
+  | 'TIMEOUT';
 
 /** How deep a chain of causes is read (a cycle of causes must end). */
 const MAX_CAUSES_READ = 8;
@@ -115,6 +117,22 @@ export class DiscoveryClosedError extends LeaderDiscoveryError {
   readonly code = 'DISCOVERY_CLOSED' as const;
   constructor() {
     super('this LeaderDiscovery is closed');
+  }
+}
+
+/** The caller's `AbortSignal` aborted the wait (`current()`, `handle.ready()`); `cause` is its reason. */
+export class AbortedError extends LeaderDiscoveryError {
+  readonly code = 'ABORTED' as const;
+  constructor(options?: { cause?: unknown }) {
+    super('aborted by the caller', options);
+  }
+}
+
+/** The wait took longer than the `timeout` the caller gave (`handle.ready({ timeout })`). */
+export class TimeoutError extends LeaderDiscoveryError {
+  readonly code = 'TIMEOUT' as const;
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
   }
 }
 

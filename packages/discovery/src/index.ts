@@ -17,6 +17,9 @@ export type {
 } from './config/options.js';
 export type { DecodeOption } from './state/decode.js';
 export type { LeaderHandle } from './state/follow-handle.js';
+export type { LiveObservable } from './state/live.js';
+export type { StandardSchemaV1 } from './state/standard-schema.js';
+export type { WaitOptions } from './state/waits.js';
 export type { RetryPolicy } from './watch/retry-policy.js';
 export type { IdleWakeupLimit } from './watch/blocking-query.js';
 export {
@@ -28,6 +31,8 @@ export {
   InvalidDescriptorError,
   InvalidOptionError,
   DiscoveryClosedError,
+  AbortedError,
+  TimeoutError,
   isLeaderDiscoveryError,
 } from './errors.js';
 export type { LeaderErrorCode, UnreachableReason } from './errors.js';

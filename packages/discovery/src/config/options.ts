@@ -4,6 +4,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import type Consul from 'consul';
 import { z } from 'zod';
 import { InvalidOptionError } from '../errors.js';
+import { type StandardSchemaV1, isStandardSchema } from '../state/standard-schema.js';
 import type { DecodeOption } from '../state/decode.js';
 import { parseDurationMs } from '../wire/duration.js';
 import type { IdleWakeupLimit } from '../watch/blocking-query.js';
@@ -128,8 +129,12 @@ export interface SplitPrefixesOption {
 
 /** Options of `leader()`, `watch()` and `current()`. */
 export interface LeaderOptions<T = unknown> {
-  /** zod schema of the descriptor a leader writes. Default: any JSON value (or `null` for an empty value). */
-  readonly schema?: z.ZodType<T>;
+  /**
+   * Schema of the descriptor a leader writes, from any validator that implements Standard
+   * Schema (zod 3.24+ and 4, valibot, arktype); its output types `leader.node`. Default: any
+   * JSON value (or `null` for an empty value).
+   */
+  readonly schema?: StandardSchemaV1<unknown, T>;
   /** How the value's bytes are decoded before the schema. Default `'json'`. */
   readonly decode?: DecodeOption;
   readonly consistency?: Consistency;
@@ -227,12 +232,9 @@ const discoveryOptionsSchema = z.strictObject({
 
 const callOptionsSchema = z.strictObject({
   schema: z
-    .custom<z.ZodType>(
-      (v) => v instanceof Object && typeof (v as { safeParse?: unknown }).safeParse === 'function',
-      {
-        message: 'must be a zod schema',
-      },
-    )
+    .custom<StandardSchemaV1>(isStandardSchema, {
+      message: 'must be a Standard Schema (zod 3.24+ or 4, valibot, arktype, ...)',
+    })
     .optional(),
   decode: z
     .union([
@@ -245,6 +247,11 @@ const callOptionsSchema = z.strictObject({
   dc: z.string().min(1).optional(),
   token: z.string().optional(),
   nullWhenUnreachableFor: duration(Number.MAX_SAFE_INTEGER).optional(),
+  // current() and handle.ready() only: how long the caller waits (state/waits.ts).
+  signal: z
+    .custom<AbortSignal>((v) => v instanceof AbortSignal, { message: 'must be an AbortSignal' })
+    .optional(),
+  timeout: duration(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 /**

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, it, expect } from 'vitest';
 import { z } from 'zod';
+import * as zm from 'zod/mini';
+import type { StandardSchemaV1 } from './standard-schema.js';
 import { InvalidDescriptorError } from '../errors.js';
 import { type DecodeResult, decodeDescriptor } from './decode.js';
 
@@ -259,5 +261,43 @@ describe('decodeDescriptor with asynchronous user code', () => {
     });
     const result = refusedOf(decodeDescriptor(b64('1'), 'json', schema));
     expect(result.error.message).toContain('schema threw: refinement bug');
+  });
+});
+
+describe('decodeDescriptor with any Standard Schema validator', () => {
+  it('takes a zod/mini schema (no zod classic methods needed)', () => {
+    const schema = zm.object({ host: zm.string() });
+    expect(decodeDescriptor(b64('{"host":"db-1"}'), 'json', schema)).toEqual({
+      ok: true,
+      node: { host: 'db-1' },
+    });
+    const result = refusedOf(decodeDescriptor(b64('{"host":1}'), 'json', schema));
+    expect(result.error.issues[0]).toMatchObject({ code: 'invalid_type', path: ['host'] });
+  });
+
+  it('takes any object implementing ~standard.validate, its path segments flattened', () => {
+    const schema: StandardSchemaV1<unknown, string> = {
+      '~standard': {
+        version: 1,
+        vendor: 'hand-made',
+        validate: (value) =>
+          typeof value === 'string'
+            ? { value: value.toUpperCase() }
+            : { issues: [{ message: 'not a string', path: [{ key: 'node' }, 0] }] },
+      },
+    };
+    expect(decodeDescriptor(b64('"db"'), 'json', schema)).toEqual({ ok: true, node: 'DB' });
+    const result = refusedOf(decodeDescriptor(b64('1'), 'json', schema));
+    expect(result.error.issues).toEqual([{ code: 'invalid', message: 'not a string', path: ['node', 0] }]);
+    expect(result.error.message).toBe('value does not match the descriptor schema at node.0: not a string');
+  });
+
+  it('refuses a Standard Schema whose validate returns a Promise: "the schema is async"', () => {
+    const schema: StandardSchemaV1<unknown, unknown> = {
+      '~standard': { version: 1, vendor: 'async', validate: (value) => Promise.resolve({ value }) },
+    };
+    expect(refusedOf(decodeDescriptor(b64('1'), 'json', schema)).error.message).toContain(
+      'the schema is async',
+    );
   });
 });

@@ -1,8 +1,8 @@
 /** Pure decoding of a leader key's value into the user's validated descriptor. */
 import { promiseHooks } from 'node:v8';
-import type { z } from 'zod';
 import type { DescriptorIssue } from '@consul-leader/types';
 import { InvalidDescriptorError } from '../errors.js';
+import type { StandardSchemaV1 } from './standard-schema.js';
 import { RAW_TEXT_LIMIT } from '../config/defaults.js';
 
 /**
@@ -106,11 +106,41 @@ function decodeValue(bytes: Uint8Array, decode: DecodeOption): unknown {
   }
 }
 
+/** zod's own parse result (every zod since 3, classic API). */
+interface ZodLike<T> {
+  safeParse(
+    value: unknown,
+  ): { success: true; data: T } | { success: false; error: { issues: readonly StandardSchemaV1.Issue[] } };
+}
+
+/**
+ * Checks `value` with the user's schema. zod's classic schemas are asked through their
+ * own `safeParse`, which throws for an async schema or a throwing refinement (told apart
+ * by `synchronously`): their Standard Schema `validate` turns both into a Promise. Any
+ * other validator (zod mini, valibot, arktype) through Standard Schema.
+ */
+function validate<T>(
+  schema: StandardSchemaV1<unknown, T>,
+  value: unknown,
+): StandardSchemaV1.Result<T> | Promise<StandardSchemaV1.Result<T>> {
+  const zod = schema as Partial<ZodLike<T>>;
+  if (typeof zod.safeParse !== 'function') return schema['~standard'].validate(value);
+  const parsed = (zod as ZodLike<T>).safeParse(value);
+  return parsed.success ? { value: parsed.data } : { issues: parsed.error.issues };
+}
+
+/** A validator's issue as the SDK reports it: a code (zod's, or `invalid`), the message, the path. */
+function descriptorIssue(issue: StandardSchemaV1.Issue): DescriptorIssue {
+  const { code } = issue as { code?: unknown };
+  const path = (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
+  return { code: typeof code === 'string' ? code : 'invalid', message: issue.message, path };
+}
+
 /** Decodes a base64 value (null: the key has no value) and checks it with `schema`. */
 export function decodeDescriptor<T>(
   valueBase64: string | null,
   decode: DecodeOption,
-  schema: z.ZodType<T>,
+  schema: StandardSchemaV1<unknown, T>,
 ): DecodeResult<T> {
   if (valueBase64 !== null && !BASE64.test(valueBase64)) {
     // Buffer.from would silently skip the bad characters.
@@ -123,7 +153,7 @@ export function decodeDescriptor<T>(
   } catch (cause) {
     return refused(errorText(cause), bytes, cause);
   }
-  const checked = synchronously(() => schema.safeParse(value));
+  const checked = synchronously(() => validate(schema, value));
   if (checked.kind === 'async') {
     const detail = checked.cause === undefined ? '' : ` (${errorText(checked.cause)})`;
     return refused(`the schema is async: its checks must be synchronous${detail}`, bytes, checked.cause);
@@ -131,13 +161,10 @@ export function decodeDescriptor<T>(
   // A refinement of the user's schema threw instead of adding an issue.
   if (checked.kind === 'threw')
     return refused(`schema threw: ${errorText(checked.cause)}`, bytes, checked.cause);
-  const parsed = checked.value;
-  if (parsed.success) return { ok: true, node: parsed.data };
-  const issues: DescriptorIssue[] = parsed.error.issues.map((issue) => ({
-    code: issue.code,
-    message: issue.message,
-    path: issue.path,
-  }));
+  // Not a thenable (that is `async`): a result.
+  const result = checked.value as StandardSchemaV1.Result<T>;
+  if (result.issues === undefined) return { ok: true, node: result.value };
+  const issues = result.issues.map(descriptorIssue);
   const first = issues[0];
   const where = first && first.path.length > 0 ? ` at ${first.path.map(String).join('.')}` : '';
   return {

@@ -3,15 +3,13 @@
  * key or method, so that leader(), watch() and the prefix calls decode a snapshot once
  * between them; and the id under which calls with the same decoding share a pipeline.
  */
-import { z } from 'zod';
 import type { LeaderOptions } from '../config/options.js';
 import type { KeyEvent } from '../key/key-snapshot.js';
 import type { LeaderState } from './states.js';
+import { ANY_VALUE, type StandardSchemaV1 } from './standard-schema.js';
 import { type Decoding, stateMapper } from './to-state.js';
 
 type Mapper<T> = (event: KeyEvent) => LeaderState<T>;
-
-const anyJson: z.ZodType<unknown> = z.unknown();
 
 export class Decoders {
   readonly #mappers = new WeakMap<object, Map<unknown, Mapper<unknown>>>();
@@ -20,7 +18,10 @@ export class Decoders {
 
   /** The call's schema and `decode`, with their defaults (any JSON). */
   decodingOf<T>(call: LeaderOptions<T>): Decoding<T> {
-    return { schema: call.schema ?? (anyJson as z.ZodType<T>), decode: call.decode ?? 'json' };
+    return {
+      schema: call.schema ?? (ANY_VALUE as StandardSchemaV1<unknown, T>),
+      decode: call.decode ?? 'json',
+    };
   }
 
   /** The state mapper of the call's decoding (it remembers the state made for each snapshot). */

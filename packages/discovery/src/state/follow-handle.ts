@@ -2,6 +2,7 @@
 import type { Observable, Subscription } from 'rxjs';
 import type { Leader } from '@consul-leader/types';
 import { DiscoveryClosedError, asLeaderError } from '../errors.js';
+import { type WaitOptions, bounded } from './waits.js';
 
 export interface LeaderHandle<T> {
   /**
@@ -9,12 +10,18 @@ export interface LeaderHandle<T> {
    * once the handle or its discovery is closed: nothing follows the key then.
    */
   readonly current: Leader<T> | null;
-  /** Resolves with the first answer from Consul (at once if it is already in). */
-  ready(): Promise<Leader<T> | null>;
+  /**
+   * Resolves with the first answer from Consul (at once if it is already in). While
+   * Consul cannot be read it waits: bound it with `signal` (rejects with `AbortedError`)
+   * or `timeout` (ms or `'5s'`: rejects with `TimeoutError`).
+   */
+  ready(options?: WaitOptions): Promise<Leader<T> | null>;
   /** Every change, replaying the current value to each new subscriber. */
   readonly changes: Observable<Leader<T> | null>;
   /** Stops following (the handle's own subscription; `changes` subscribers keep theirs). */
   close(): void;
+  /** `close()`, for `using handle = discovery.follow(key)`. */
+  [Symbol.dispose](): void;
 }
 
 export function followHandle<T>(leader$: Observable<Leader<T> | null>): LeaderHandle<T> {
@@ -38,20 +45,35 @@ export function followHandle<T>(leader$: Observable<Leader<T> | null>): LeaderHa
       for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
     },
   });
+  function close(): void {
+    subscription.unsubscribe();
+    current = null;
+    for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
+  }
   return {
     get current() {
       return current;
     },
-    ready() {
+    ready(options) {
       if (answered) return Promise.resolve(current);
       if (subscription.closed) return Promise.reject(new DiscoveryClosedError());
-      return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+      return bounded(
+        options,
+        (signal) =>
+          new Promise<Leader<T> | null>((resolve, reject) => {
+            const entry = { resolve, reject };
+            waiting.push(entry);
+            // A wait that ended early (aborted, timed out) is forgotten.
+            const forget = (): void => {
+              const i = waiting.indexOf(entry);
+              if (i >= 0) waiting.splice(i, 1);
+            };
+            signal.addEventListener('abort', forget, { once: true });
+          }),
+      );
     },
     changes: leader$,
-    close() {
-      subscription.unsubscribe();
-      current = null;
-      for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
-    },
+    close,
+    [Symbol.dispose]: close,
   };
 }

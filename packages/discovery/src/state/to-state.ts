@@ -1,15 +1,15 @@
 /** Pure mapping from a key's joined snapshot to the public `LeaderState` and `Leader`. */
-import type { z } from 'zod';
 import type { ErrorInfo, Leader, LeaderState, SettledLeaderState } from '@consul-leader/types';
 import type { LeaderDiscoveryError } from '../errors.js';
 import type { KvEntry } from '../wire/kv.js';
 import { type DecodeOption, decodeDescriptor } from './decode.js';
+import type { StandardSchemaV1 } from './standard-schema.js';
 import type { KeyEvent, KeySnapshot } from '../key/key-snapshot.js';
 import { rememberRaw } from './writable-state.js';
 
 /** How a key's value becomes its descriptor: the `decode` step, then the user's schema. */
 export interface Decoding<T> {
-  readonly schema: z.ZodType<T>;
+  readonly schema: StandardSchemaV1<unknown, T>;
   readonly decode: DecodeOption;
 }
 

@@ -3,7 +3,7 @@
  * Plain data (bigints for Consul's uint64 indexes), so the same schemas validate
  * what a server relays to a browser.
  */
-import { z } from 'zod';
+import { z } from 'zod/v4';
 import { Uint64Schema } from './wire.js';
 
 /** What Consul said about the read that produced a state (from its response headers). */

@@ -3,7 +3,7 @@
  * Indexes and flags are uint64 on the wire: they are read as bigint, never as
  * a JS number (see `readUint64Fields`).
  */
-import { z } from 'zod';
+import { z } from 'zod/v4';
 
 const UINT64_MAX = (1n << 64n) - 1n;
 

@@ -110,7 +110,10 @@ class Discovery implements LeaderDiscovery {
   constructor(private readonly opts: LeaderDiscoveryOptions) {
     this.defaults = resolveDiscoveryDefaults(opts);
     this.setup = setUpClients(opts);
-    this.transport = new ConsulTransport(this.setup.clients, undefined, { http2: opts.http2 === true });
+    this.transport = new ConsulTransport(this.setup.clients, undefined, {
+      http2: opts.http2 === true,
+      ...(this.defaults.authorization ? { authorization: this.defaults.authorization } : {}),
+    });
     const queries = new Queries(this.transport, this.defaults);
     const sessions = new Sessions(queries, this.registry, {
       enabled: opts.watchSessions === true,

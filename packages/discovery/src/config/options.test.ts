@@ -248,3 +248,34 @@ describe('tokens in the discovery options', () => {
     }
   });
 });
+
+describe('namespace, partition and basic auth', () => {
+  it('take the options first, then CONSUL_NAMESPACE, CONSUL_PARTITION and CONSUL_HTTP_AUTH from env', () => {
+    const env = { CONSUL_NAMESPACE: 'ns-env', CONSUL_PARTITION: 'p-env', CONSUL_HTTP_AUTH: 'u:p' };
+    const fromEnv = resolveDiscoveryDefaults({ env });
+    expect(fromEnv).toMatchObject({ namespace: 'ns-env', partition: 'p-env' });
+    expect(fromEnv.authorization).toBe(`Basic ${Buffer.from('u:p').toString('base64')}`);
+    const given = resolveDiscoveryDefaults({
+      env,
+      namespace: 'ns',
+      partition: 'p',
+      httpAuth: { username: 'a', password: 'b:c' },
+    });
+    expect(given).toMatchObject({ namespace: 'ns', partition: 'p' });
+    expect(given.authorization).toBe(`Basic ${Buffer.from('a:b:c').toString('base64')}`);
+    expect(resolveDiscoveryDefaults({ env: {} })).not.toHaveProperty('authorization');
+  });
+
+  it('refuse credentials no header can carry, naming where they came from but not them', () => {
+    const text = message(() => resolveDiscoveryDefaults({ env: { CONSUL_HTTP_AUTH: 'u:sEcR\neT' } }));
+    expect(text).toContain('CONSUL_HTTP_AUTH');
+    expect(text).not.toContain('sEcR');
+    expect(message(() => resolveDiscoveryDefaults({ httpAuth: 'u:\r' }))).toContain('options.httpAuth');
+    expect(message(() => parseDiscoveryOptions({ namespace: '' }))).toContain('namespace');
+    expect(message(() => parseDiscoveryOptions({ httpAuth: { username: 'u' } }))).toContain('httpAuth');
+    expect(parseCallOptions('key', 'k', { namespace: 'ns', partition: 'p' })).toEqual({
+      namespace: 'ns',
+      partition: 'p',
+    });
+  });
+});

@@ -63,6 +63,15 @@ export interface LeaderDiscoveryOptions {
   readonly dc?: string;
   /** Default ACL token (else the first client's `defaults.token`, else `CONSUL_HTTP_TOKEN`/`_FILE`). */
   readonly token?: string;
+  /** Consul Enterprise namespace of every read (`?ns=`). Default: `CONSUL_NAMESPACE`. */
+  readonly namespace?: string;
+  /** Consul Enterprise admin partition of every read (`?partition=`). Default: `CONSUL_PARTITION`. */
+  readonly partition?: string;
+  /**
+   * HTTP basic auth in front of the agents, sent on every request: `'user:password'` or
+   * `{ username, password }`. Default: `CONSUL_HTTP_AUTH`. Never shown in an error or a state.
+   */
+  readonly httpAuth?: string | { readonly username: string; readonly password: string };
   /** Timeout of non-blocking reads (first read, session info, `current()`). Default `'10s'`. */
   readonly requestTimeout?: Duration;
   /** Backoff after failures. */
@@ -144,6 +153,10 @@ export interface LeaderOptions<T = unknown> {
   readonly dc?: string;
   /** ACL token for this key's reads. */
   readonly token?: string;
+  /** Consul Enterprise namespace of this key's reads (`?ns=`). */
+  readonly namespace?: string;
+  /** Consul Enterprise admin partition of this key's reads (`?partition=`). */
+  readonly partition?: string;
   /**
    * `leader()` only: emit `null` once Consul has been unreachable this long. By
    * default the last known leader is kept for as long as the outage lasts.
@@ -194,6 +207,11 @@ const discoveryOptionsSchema = z.strictObject({
   consistency: consistency.optional(),
   dc: z.string().min(1).optional(),
   token: z.string().optional(),
+  namespace: z.string().min(1).optional(),
+  partition: z.string().min(1).optional(),
+  httpAuth: z
+    .union([z.string(), z.strictObject({ username: z.string().min(1), password: z.string() })])
+    .optional(),
   requestTimeout: duration(Number.MAX_SAFE_INTEGER).optional(),
   nullWhenUnreachableFor: duration(Number.MAX_SAFE_INTEGER).optional(),
   retry: z
@@ -245,6 +263,8 @@ const callOptionsSchema = z.strictObject({
   consistency: consistency.optional(),
   wait: duration(MAX_WAIT_MS).optional(),
   dc: z.string().min(1).optional(),
+  namespace: z.string().min(1).optional(),
+  partition: z.string().min(1).optional(),
   token: z.string().optional(),
   nullWhenUnreachableFor: duration(Number.MAX_SAFE_INTEGER).optional(),
   // current() and handle.ready() only: how long the caller waits (state/waits.ts).
@@ -285,6 +305,10 @@ export interface ResolvedDiscoveryOptions {
   readonly consistency: Consistency;
   readonly dc?: string;
   readonly token?: string;
+  readonly namespace?: string;
+  readonly partition?: string;
+  /** The `Authorization` header of basic auth, when configured. */
+  readonly authorization?: string;
   readonly retry: RetryPolicy;
   readonly idleWakeups: IdleWakeupLimit;
 }
@@ -303,8 +327,26 @@ export function parseDiscoveryOptions(options: unknown): LeaderDiscoveryOptions 
   return opts;
 }
 
+/** `'user:password'` or `{ username, password }` as an `Authorization` header (Consul's CLI splits at the first `:`). */
+function basicAuth(source: string, auth: LeaderDiscoveryOptions['httpAuth']): string | undefined {
+  if (auth === undefined || auth === '') return undefined;
+  const pair = typeof auth === 'string' ? auth : `${auth.username}:${auth.password}`;
+  checkToken(source, pair, 'credentials');
+  return `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+}
+
 export function resolveDiscoveryDefaults(options: LeaderDiscoveryOptions): ResolvedDiscoveryOptions {
+  const env = options.env ?? process.env;
+  const namespace = options.namespace ?? (env.CONSUL_NAMESPACE || undefined);
+  const partition = options.partition ?? (env.CONSUL_PARTITION || undefined);
+  const authorization =
+    options.httpAuth === undefined
+      ? basicAuth('CONSUL_HTTP_AUTH', env.CONSUL_HTTP_AUTH)
+      : basicAuth('options.httpAuth', options.httpAuth);
   return {
+    ...(namespace === undefined ? {} : { namespace }),
+    ...(partition === undefined ? {} : { partition }),
+    ...(authorization === undefined ? {} : { authorization }),
     waitMs: parseDurationMs(options.wait ?? DEFAULT_WAIT),
     requestTimeoutMs: parseDurationMs(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT),
     consistency: options.consistency ?? 'default',
@@ -324,10 +366,10 @@ const CONTROL = /[\x00-\x1f\x7f]/;
  * Throws INVALID_OPTION, naming `source` (`options.token`, `CONSUL_HTTP_TOKEN`, ...) but
  * never the token, when `token` cannot travel in the `X-Consul-Token` header.
  */
-export function checkToken(source: string, token: string | undefined): void {
+export function checkToken(source: string, token: string | undefined, what = 'an ACL token'): void {
   if (token === undefined || HEADER_VALUE.test(token)) return;
   throw new InvalidOptionError(
-    `invalid option ${source}: an ACL token must be a valid HTTP header value (it holds a line break, ` +
+    `invalid option ${source}: ${what} must be a valid HTTP header value (it holds a line break, ` +
       'another control character or a character beyond Latin-1; not shown)',
   );
 }

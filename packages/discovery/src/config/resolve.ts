@@ -26,6 +26,8 @@ export function resolveScope(
 ): ReadScope {
   const dc = call.dc ?? defaults.dc ?? setup.dc;
   const token = call.token ?? defaults.token ?? setup.token;
+  const namespace = call.namespace ?? defaults.namespace;
+  const partition = call.partition ?? defaults.partition;
   return {
     key,
     consistency: call.consistency ?? defaults.consistency,
@@ -33,6 +35,8 @@ export function resolveScope(
     requestTimeoutMs: defaults.requestTimeoutMs,
     ...(dc === undefined ? {} : { dc }),
     ...(token === undefined ? {} : { token }),
+    ...(namespace === undefined ? {} : { namespace }),
+    ...(partition === undefined ? {} : { partition }),
   };
 }
 

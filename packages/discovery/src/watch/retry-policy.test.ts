@@ -84,6 +84,12 @@ describe('retryDelayMs', () => {
     expect(retryDelayMs(1, new ConsulHttpError(500, 'Consul answered HTTP 500'), policy, fixed(0))).toBe(50);
   });
 
+  it('waits permissionDeniedDelayMs after a 400 too (a parameter the agent refuses, such as ?ns= on OSS)', () => {
+    const refused = new ConsulHttpError(400, 'Namespaces are a Consul Enterprise feature');
+    expect(retryDelayMs(1, refused, policy, fixed(0))).toBe(7_000);
+    expect(retryDelayMs(1, new ConsulHttpError(404, 'odd'), policy, fixed(0))).toBe(50);
+  });
+
   it('keeps the exponential delay after a 403 when it is longer than permissionDeniedDelayMs', () => {
     const denied = new PermissionDeniedError('denied');
     const p: RetryPolicy = { initialDelayMs: 1_000, maxDelayMs: 60_000, permissionDeniedDelayMs: 2_000 };

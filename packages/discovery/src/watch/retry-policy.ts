@@ -27,7 +27,11 @@ export function retryDelayMs(
 ): number {
   const exp = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.max(0, attempt - 1));
   let delay = exp / 2 + (random() * exp) / 2;
-  if (error instanceof PermissionDeniedError) delay = Math.max(delay, policy.permissionDeniedDelayMs);
+  // A 403, or a 400 (a parameter the agent refuses: a namespace on Consul OSS), is not fixed
+  // in milliseconds: retried slowly.
+  if (error instanceof PermissionDeniedError || (error instanceof ConsulHttpError && error.status === 400)) {
+    delay = Math.max(delay, policy.permissionDeniedDelayMs);
+  }
   if (error instanceof ConsulHttpError && error.retryAfterMs !== undefined) {
     delay = Math.max(delay, Math.min(error.retryAfterMs, MAX_RETRY_AFTER_MS));
   }

@@ -79,6 +79,8 @@ export interface Endpoint {
 export interface EndpointOptions {
   /** Over HTTPS, send requests over HTTP/2 (h2-sessions.ts); plain HTTP stays HTTP/1.1 (Consul has no h2c). */
   readonly http2?: boolean;
+  /** An `Authorization` header for every request (basic auth in front of the agents). */
+  readonly authorization?: string;
 }
 
 function h2SessionsOf(options: http.RequestOptions): H2Sessions {
@@ -116,6 +118,11 @@ export function endpointOf(client: Consul, endpointOptions: EndpointOptions = {}
   // HTTP/1.1 sends the base URL's credentials from `auth`; HTTP/2 needs the header itself.
   if (h2 && base.auth)
     headers.authorization = `Basic ${Buffer.from(decodeURIComponent(base.auth)).toString('base64')}`;
+  if (endpointOptions.authorization) {
+    // The discovery's basic auth replaces a client URL's own, for HTTP/1.1 as for HTTP/2.
+    delete options.auth;
+    headers.authorization = endpointOptions.authorization;
+  }
   return {
     request: secure ? https.request : http.request,
     options,

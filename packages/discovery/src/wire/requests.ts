@@ -14,6 +14,9 @@ export interface ReadScope {
   readonly requestTimeoutMs: number;
   readonly dc?: string;
   readonly token?: string;
+  /** Consul Enterprise namespace and admin partition (`?ns=`, `?partition=`). */
+  readonly namespace?: string;
+  readonly partition?: string;
 }
 
 /** Consul documents that it may add up to wait/16 of jitter to a blocking read. */
@@ -26,19 +29,15 @@ function baseQuery(scope: ReadScope): Record<string, string> {
   if (scope.consistency === 'stale') query.stale = '';
   if (scope.consistency === 'consistent') query.consistent = '';
   if (scope.dc) query.dc = scope.dc;
+  if (scope.namespace) query.ns = scope.namespace;
+  if (scope.partition) query.partition = scope.partition;
   return query;
 }
 
 /** One id per kind of read and scope: streams of the same id are the same stream. */
 export function scopeId(kind: string, scope: ReadScope): string {
-  return JSON.stringify([
-    kind,
-    scope.key,
-    scope.consistency,
-    scope.waitMs,
-    scope.dc ?? '',
-    scope.token ?? '',
-  ]);
+  const { key, consistency, waitMs, dc = '', token = '', namespace = '', partition = '' } = scope;
+  return JSON.stringify([kind, key, consistency, waitMs, dc, token, namespace, partition]);
 }
 
 /** A read blocking on `index` when it is above 0, else a plain read. */

@@ -98,6 +98,26 @@ describe('for await over the streams', () => {
   });
 });
 
+describe("decode: 'text' without a schema", () => {
+  it('types leader.node as string (and is one)', async () => {
+    const key = uniqueKey();
+    const session = await createSession(consul, { name: 'text' });
+    await acquire(consul, key, session, session);
+    const leader = await discovery.current(key, { decode: 'text' });
+    const node: string | undefined = leader?.node;
+    expect(node).toBe(session);
+    // @ts-expect-error a string has no such property
+    expect(leader?.node.host).toBeUndefined();
+    for await (const state of discovery.watch(key, { decode: 'text' })) {
+      if (state.status === 'leader') expect(state.leader.node.toUpperCase()).toBe(session.toUpperCase());
+      break;
+    }
+    using handle = discovery.follow(key, { decode: 'text' });
+    const ready: string | undefined = (await handle.ready())?.node;
+    expect(ready).toBe(session);
+  });
+});
+
 describe('cancellation and timeouts', () => {
   let proxy: ConsulProxy;
   let slow: LeaderDiscovery;

@@ -36,6 +36,12 @@ import { ConsulTransport } from './wire/transport.js';
 
 export type { LeaderState, SettledLeaderState, PrefixOutage, PrefixState } from './state/states.js';
 
+/** Options with `decode: 'text'` and no schema: the descriptor is the value's text, typed `string`. */
+export type TextOptions = Omit<LeaderOptions<string>, 'decode' | 'schema'> & {
+  readonly decode: 'text';
+  readonly schema?: undefined;
+};
+
 export interface LeaderDiscovery {
   /**
    * The leader of `key`, live: a `Leader` when a session holds the key with a
@@ -44,14 +50,17 @@ export interface LeaderDiscovery {
    * completes because of Consul: while Consul cannot be read it keeps the last
    * value and retries (`watch()` shows why), unless `nullWhenUnreachableFor` says otherwise.
    */
+  leader(key: string, options: TextOptions): LiveObservable<Leader<string> | null>;
   leader<T = unknown>(key: string, options?: LeaderOptions<T>): LiveObservable<Leader<T> | null>;
   /**
    * A handle on the leader of `key` for hot paths: `current` is read
    * synchronously, `ready()` resolves with the first answer, `changes` is
    * `leader()`. Close it when done.
    */
+  follow(key: string, options: TextOptions): LeaderHandle<string>;
   follow<T = unknown>(key: string, options?: LeaderOptions<T>): LeaderHandle<T>;
   /** The full state of `key`, live: `leader`, `vacant`, `invalid` or `unreachable`. */
+  watch(key: string, options: TextOptions): LiveObservable<LeaderState<string>>;
   watch<T = unknown>(key: string, options?: LeaderOptions<T>): LiveObservable<LeaderState<T>>;
   /**
    * The leaders of every key under `prefix`, live, by full key; keys with no
@@ -59,6 +68,7 @@ export interface LeaderDiscovery {
    * any number of keys (one connection to Consul). Held through outages like
    * `leader()`.
    */
+  leaders(prefix: string, options: TextOptions): LiveObservable<ReadonlyMap<string, Leader<string>>>;
   leaders<T = unknown>(
     prefix: string,
     options?: LeaderOptions<T>,
@@ -67,6 +77,10 @@ export interface LeaderDiscovery {
    * The state of every key under `prefix`, live, by full key (for dashboards):
    * while Consul cannot be read, every known key is `unreachable` with its `lastKnown`.
    */
+  watchLeaders(
+    prefix: string,
+    options: TextOptions,
+  ): LiveObservable<ReadonlyMap<string, LeaderState<string>>>;
   watchLeaders<T = unknown>(
     prefix: string,
     options?: LeaderOptions<T>,
@@ -76,11 +90,13 @@ export interface LeaderDiscovery {
    * answers (`unreachable`, also when no key is known yet: an empty prefix and
    * an outage are told apart), and the last answer's `consul` read meta.
    */
+  watchPrefix(prefix: string, options: TextOptions): LiveObservable<PrefixState<string>>;
   watchPrefix<T = unknown>(prefix: string, options?: LeaderOptions<T>): LiveObservable<PrefixState<T>>;
   /**
    * One non-blocking read of `key` and its session. Rejects with a typed error when Consul
    * cannot be read; `signal` aborts it (`AbortedError`), `timeout` bounds it (`TimeoutError`).
    */
+  current(key: string, options: TextOptions & WaitOptions): Promise<Leader<string> | null>;
   current<T = unknown>(key: string, options?: LeaderOptions<T> & WaitOptions): Promise<Leader<T> | null>;
   /** Stops every stream (they complete), aborts requests in flight, and closes the SDK's sockets. */
   close(): void;
@@ -125,7 +141,10 @@ class Discovery implements LeaderDiscovery {
     this.keys = new KeyStreams(this.registry, queries, sessions, this.prefixes, coalesce);
   }
 
-  watch = <T>(key: string, options?: LeaderOptions<T>): LiveObservable<LeaderState<T>> => {
+  watch: LeaderDiscovery['watch'] = <T>(
+    key: string,
+    options?: LeaderOptions<T>,
+  ): LiveObservable<LeaderState<T>> => {
     const call = parseCallOptions<T>('key', key, options);
     if (this.registry.closed) return live(ended<never>());
     const scope = this.scopeOf(key, call);
@@ -134,7 +153,10 @@ class Discovery implements LeaderDiscovery {
     );
   };
 
-  leader = <T>(key: string, options?: LeaderOptions<T>): LiveObservable<Leader<T> | null> => {
+  leader: LeaderDiscovery['leader'] = <T>(
+    key: string,
+    options?: LeaderOptions<T>,
+  ): LiveObservable<Leader<T> | null> => {
     const call = parseCallOptions<T>('key', key, options);
     if (this.registry.closed) return live(ended<never>());
     const after = this.nullAfterMs(call);
@@ -146,10 +168,13 @@ class Discovery implements LeaderDiscovery {
     );
   };
 
-  follow = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
+  follow: LeaderDiscovery['follow'] = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
     followHandle(this.leader(key, options));
 
-  watchPrefix = <T>(prefix: string, options?: LeaderOptions<T>): LiveObservable<PrefixState<T>> => {
+  watchPrefix: LeaderDiscovery['watchPrefix'] = <T>(
+    prefix: string,
+    options?: LeaderOptions<T>,
+  ): LiveObservable<PrefixState<T>> => {
     const call = parseCallOptions<T>('prefix', prefix, options);
     if (this.registry.closed) return live(ended<never>());
     const scope = this.scopeOf(prefix, call);
@@ -158,7 +183,7 @@ class Discovery implements LeaderDiscovery {
     );
   };
 
-  watchLeaders = <T>(
+  watchLeaders: LeaderDiscovery['watchLeaders'] = <T>(
     prefix: string,
     options?: LeaderOptions<T>,
   ): LiveObservable<ReadonlyMap<string, LeaderState<T>>> => {
@@ -170,7 +195,7 @@ class Discovery implements LeaderDiscovery {
     );
   };
 
-  leaders = <T>(
+  leaders: LeaderDiscovery['leaders'] = <T>(
     prefix: string,
     options?: LeaderOptions<T>,
   ): LiveObservable<ReadonlyMap<string, Leader<T>>> => {
@@ -183,7 +208,10 @@ class Discovery implements LeaderDiscovery {
     );
   };
 
-  current = async <T>(key: string, options?: LeaderOptions<T> & WaitOptions): Promise<Leader<T> | null> => {
+  current: LeaderDiscovery['current'] = async <T>(
+    key: string,
+    options?: LeaderOptions<T> & WaitOptions,
+  ): Promise<Leader<T> | null> => {
     const call = parseCallOptions<T>('key', key, options);
     if (this.registry.closed) throw new DiscoveryClosedError();
     // Its own controller (close() aborts it), not one signal shared by every call: that

@@ -6,6 +6,7 @@ export type {
   SettledLeaderState,
   PrefixState,
   PrefixOutage,
+  TextOptions,
 } from './discovery.js';
 export type {
   Consistency,

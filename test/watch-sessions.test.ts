@@ -114,7 +114,11 @@ describe('watchSessions', () => {
       const key = uniqueKey();
       const rec = record(discovery.leader(key, { schema: Node }));
       await rec.next((v) => v === null);
-      await until('the list blocking', () => proxy.inFlight(LIST) === 1);
+      // A blocking list read is sent once the first answer is in: only then is the session made
+      // (on a loaded machine the first, non-blocking read could otherwise still be on its way).
+      await until('the list blocking', () =>
+        proxy.requests.some((r) => r.path === LIST && r.query.has('index')),
+      );
       const s = await createSession(consul);
       await acquire(consul, key, s, JSON.stringify({ host: 'b' }));
       const leader = await rec.next((v) => v?.session.id === s);

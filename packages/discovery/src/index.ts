@@ -22,7 +22,7 @@ export type { LiveObservable } from './state/live.js';
 export type { StandardSchemaV1 } from './state/standard-schema.js';
 export type { WaitOptions } from './state/waits.js';
 export type { RetryPolicy } from './watch/retry-policy.js';
-export type { IdleWakeupLimit } from './watch/blocking-query.js';
+export type { IdleWakeupLimit } from './watch/idle-wakeups.js';
 export {
   LeaderDiscoveryError,
   ConsulUnreachableError,

@@ -2,7 +2,7 @@
  * Every tuning constant of the SDK, in one place. Why each value was chosen is
  * said here in a line; measurements behind them are in BENCHMARKS.md.
  */
-import type { IdleWakeupLimit } from '../watch/blocking-query.js';
+import type { IdleWakeupLimit } from '../watch/idle-wakeups.js';
 import type { RetryPolicy } from '../watch/retry-policy.js';
 
 // ---- reads

@@ -7,7 +7,7 @@ import { InvalidOptionError } from '../errors.js';
 import { type StandardSchemaV1, isStandardSchema } from '../state/standard-schema.js';
 import type { DecodeOption } from '../state/decode.js';
 import { parseDurationMs } from '../wire/duration.js';
-import type { IdleWakeupLimit } from '../watch/blocking-query.js';
+import type { IdleWakeupLimit } from '../watch/idle-wakeups.js';
 import type { RetryPolicy } from '../watch/retry-policy.js';
 import {
   DEFAULT_IDLE_WAKEUP_LIMIT,

@@ -11,14 +11,8 @@ import type { ConsulResponse } from '../wire/transport.js';
 import { NO_INDEX, nextIndex } from './index-rules.js';
 import { retryDelayMs, type RetryPolicy } from './retry-policy.js';
 import { sleep } from './sleep.js';
+import type { IdleWakeupLimit } from './idle-wakeups.js';
 import { TokenBucket } from './token-bucket.js';
-
-export interface IdleWakeupLimit {
-  /** Wake-ups with nothing new allowed back to back. Default 5. */
-  readonly burst: number;
-  /** Sustained rate of wake-ups with nothing new, per second. Default 2. */
-  readonly perSecond: number;
-}
 
 export interface BlockingQueryOptions<T> {
   /** Sends one read. `index` is `NO_INDEX` (0n) for a non-blocking read, else the index to block on. */

@@ -153,6 +153,11 @@ describe('splitPrefixes over HTTP/1.1', () => {
     expect(hosts(splitMaps.values.at(-1))).toEqual(hosts(wholeMaps.values.at(-1)));
     expect(wholeReads(counting.requests, prefix, mark)).toEqual([]);
     // The woken sub-prefix query follows on with its next read; the others still block where they were.
+    // (That read reaches the proxy over a socket: on a loaded machine, after the maps are emitted.)
+    await until(
+      'the woken sub-prefix reading again',
+      () => leafReads(counting.requests, prefix, mark).length > 0,
+    );
     const woken = leafReads(counting.requests, prefix, mark);
     expect(new Set(woken.map((r) => r.path)).size).toBe(1);
     expect(`/v1/kv/${keyOf(prefix, 42)}`.startsWith(woken[0]?.path ?? '?')).toBe(true);

@@ -173,8 +173,13 @@ export function leaderSchema<S extends z.ZodType>(node: S) {
   return z.object({ ...entryShape, node, session: LeaderSessionSchema });
 }
 
-/** Schema of a `LeaderState<T>` (as relayed by a server, bigints as strings accepted). */
-export function leaderStateSchema<S extends z.ZodType>(node: S) {
+/**
+ * Schema of a `LeaderState<T>` (as relayed by a server, bigints as strings accepted). Its
+ * return type is written out, not inferred: the shipped `.d.ts` then names no zod generic
+ * whose arity differs between zod 4 and zod 3.25's `zod/v4` (the cast says what the
+ * union parses to; TypeScript cannot see it through the generic node schema).
+ */
+export function leaderStateSchema<S extends z.ZodType>(node: S): z.ZodType<LeaderState<z.output<S>>> {
   const settled = z.discriminatedUnion('status', [
     z.object({
       status: z.literal('leader'),
@@ -209,7 +214,7 @@ export function leaderStateSchema<S extends z.ZodType>(node: S) {
       retryInMs: z.number().nonnegative(),
       lastKnown: settled.nullable(),
     }),
-  ]);
+  ]) as unknown as z.ZodType<LeaderState<z.output<S>>>;
 }
 
 /** JSON.stringify replacer that writes bigints as decimal strings (the schemas read them back). */

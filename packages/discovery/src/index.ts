@@ -15,6 +15,7 @@ export type {
   LeaderDiscoveryOptions,
   LeaderOptions,
   SplitPrefixesOption,
+  TlsValue,
 } from './config/options.js';
 export type { DecodeOption } from './state/decode.js';
 export type { LeaderHandle } from './state/follow-handle.js';

@@ -23,7 +23,8 @@ export type Consistency = 'default' | 'stale' | 'consistent';
 /** Milliseconds as a number, or a Go duration string: `'500ms'`, `'30s'`, `'5m'`. */
 export type Duration = number | string;
 
-type TlsValue = string | Buffer | ReadonlyArray<string | Buffer>;
+/** A PEM certificate or key, as text or bytes, or a list of them (CA bundles). */
+export type TlsValue = string | Buffer | ReadonlyArray<string | Buffer>;
 
 /** Options of the `consul` package's client (node-consul), plus the TLS options it passes to Node. */
 export interface ConsulClientOptions {

@@ -15,7 +15,8 @@ export type LeaderErrorCode =
   | 'INVALID_OPTION'
   | 'DISCOVERY_CLOSED'
   | 'ABORTED'
-  | 'TIMEOUT';
+  | 'TIMEOUT'
+  | 'NO_LEADER';
 
 /** How deep a chain of causes is read (a cycle of causes must end). */
 const MAX_CAUSES_READ = 8;
@@ -133,6 +134,17 @@ export class TimeoutError extends LeaderDiscoveryError {
   readonly code = 'TIMEOUT' as const;
   constructor(readonly timeoutMs: number) {
     super(`no answer within ${timeoutMs} ms`);
+  }
+}
+
+/** No leader to route to: the key has none (vacant, invalid, or not read yet) within the wait. */
+export class NoLeaderError extends LeaderDiscoveryError {
+  readonly code = 'NO_LEADER' as const;
+  constructor(
+    readonly key: string,
+    message = `no leader for ${JSON.stringify(key)}`,
+  ) {
+    super(message);
   }
 }
 

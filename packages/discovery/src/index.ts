@@ -35,6 +35,7 @@ export {
   DiscoveryClosedError,
   AbortedError,
   TimeoutError,
+  NoLeaderError,
   isLeaderDiscoveryError,
 } from './errors.js';
 export type { LeaderErrorCode, UnreachableReason } from './errors.js';

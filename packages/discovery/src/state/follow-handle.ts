@@ -1,6 +1,7 @@
 /** `follow()`: a synchronous handle on a leader, for hot paths such as a gateway's request handler. */
 import type { Observable, Subscription } from 'rxjs';
 import type { Leader } from '@consul-leader/types';
+import type { LeaderState } from './states.js';
 import { DiscoveryClosedError, asLeaderError } from '../errors.js';
 import { type WaitOptions, bounded } from './waits.js';
 
@@ -10,6 +11,12 @@ export interface LeaderHandle<T> {
    * once the handle or its discovery is closed: nothing follows the key then.
    */
   readonly current: Leader<T> | null;
+  /**
+   * The key's last state (`watch()`'s), read synchronously: `undefined` before Consul's
+   * first answer and once the handle is closed. While Consul cannot be read it is
+   * `unreachable` (with `lastKnown`) and `current` keeps the last leader.
+   */
+  readonly state: LeaderState<T> | undefined;
   /**
    * Resolves with the first answer from Consul (at once if it is already in). While
    * Consul cannot be read it waits: bound it with `signal` (rejects with `AbortedError`)
@@ -24,8 +31,12 @@ export interface LeaderHandle<T> {
   [Symbol.dispose](): void;
 }
 
-export function followHandle<T>(leader$: Observable<Leader<T> | null>): LeaderHandle<T> {
+export function followHandle<T>(
+  leader$: Observable<Leader<T> | null>,
+  state$: Observable<LeaderState<T>>,
+): LeaderHandle<T> {
   let current: Leader<T> | null = null;
+  let state: LeaderState<T> | undefined;
   let answered = false;
   const waiting: Array<{ resolve: (v: Leader<T> | null) => void; reject: (e: unknown) => void }> = [];
   const subscription: Subscription = leader$.subscribe({
@@ -38,21 +49,36 @@ export function followHandle<T>(leader$: Observable<Leader<T> | null>): LeaderHa
     // waiting calls get the error instead of the process getting an unhandled one.
     error(error: unknown) {
       current = null;
+      state = undefined;
       for (const w of waiting.splice(0)) w.reject(asLeaderError(error));
     },
     complete() {
       current = null;
+      // The state stream's own end is not heard once this subscription closes.
+      state = undefined;
       for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
     },
   });
+  // The same key stream as leader$ (one query): its states, for `state`.
+  subscription.add(
+    state$.subscribe({
+      next: (value) => void (state = value),
+      error: () => void (state = undefined),
+      complete: () => void (state = undefined),
+    }),
+  );
   function close(): void {
     subscription.unsubscribe();
     current = null;
+    state = undefined;
     for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
   }
   return {
     get current() {
       return current;
+    },
+    get state() {
+      return state;
     },
     ready(options) {
       if (answered) return Promise.resolve(current);

@@ -117,6 +117,10 @@ describe('handle.state and leaderHealth()', () => {
       proxy.rule = undefined;
       await until('read again', () => handle.state?.status === 'leader');
       expect((await get(strict.url)).status).toBe(200);
+      // The endpoint holds no subscription of its own: closing the handle ends the key's query.
+      handle.close();
+      await until('the query ended', () => proxy.inFlight(`/v1/kv/${key}`) === 0);
+      expect(handle.state).toBeUndefined();
     } finally {
       proxy.rule = undefined;
       lenient.server.close();

@@ -3,9 +3,8 @@
  * now? `http.createServer(leaderHealth(handle)).listen(8081)`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Leader } from '@consul-leader/types';
 import { bigintReplacer } from '@consul-leader/types';
-import type { LeaderHandle } from '../state/follow-handle.js';
+import { type LeaderHandle, leaderSince } from '../state/follow-handle.js';
 import { jsonOr, unwritable } from '../state/writable-state.js';
 
 export interface LeaderHealthOptions {
@@ -38,14 +37,8 @@ export function leaderHealth<T>(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const vacantStatus = options.vacantStatus ?? 503;
   const unreachableStatus = options.unreachableStatus ?? 200;
-  let since = new Date();
-  let last: Leader<T> | null | undefined;
-  // The time the leader (or its absence) began, as this process saw it. The subscription
-  // ends with the handle's stream.
-  handle.changes.subscribe((leader) => {
-    if (last === undefined || leader?.session.id !== last?.session.id) since = new Date();
-    last = leader;
-  });
+  // Without a subscription of its own: the handle keeps the time (closing it stops everything).
+  const created = new Date();
 
   const bodyOf = (): { status: number; body: LeaderHealthBody } => {
     const state = handle.state;
@@ -55,7 +48,7 @@ export function leaderHealth<T>(
       key: state?.key ?? leader?.key ?? null,
       status: state?.status ?? 'unknown',
       leader: leader ? { sessionId: leader.session.id, node: leader.node } : null,
-      since: since.toISOString(),
+      since: (leaderSince(handle) ?? created).toISOString(),
       consul: settled
         ? { lastContactMs: settled.consul.lastContactMs, knownLeader: settled.consul.knownLeader }
         : null,

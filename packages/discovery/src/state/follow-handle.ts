@@ -31,16 +31,26 @@ export interface LeaderHandle<T> {
   [Symbol.dispose](): void;
 }
 
+// When each handle's leader (or its absence) began, as the handle saw it (leaderHealth's `since`).
+const changedAt = new WeakMap<object, () => Date>();
+
+/** When `handle`'s leader, or its absence, began as it saw it (its creation for another object). */
+export function leaderSince(handle: object): Date | undefined {
+  return changedAt.get(handle)?.();
+}
+
 export function followHandle<T>(
   leader$: Observable<Leader<T> | null>,
   state$: Observable<LeaderState<T>>,
 ): LeaderHandle<T> {
   let current: Leader<T> | null = null;
   let state: LeaderState<T> | undefined;
+  let since = new Date();
   let answered = false;
   const waiting: Array<{ resolve: (v: Leader<T> | null) => void; reject: (e: unknown) => void }> = [];
   const subscription: Subscription = leader$.subscribe({
     next(value) {
+      if (!answered || value?.session.id !== current?.session.id) since = new Date();
       current = value;
       answered = true;
       for (const w of waiting.splice(0)) w.resolve(value);
@@ -73,7 +83,7 @@ export function followHandle<T>(
     state = undefined;
     for (const w of waiting.splice(0)) w.reject(new DiscoveryClosedError());
   }
-  return {
+  const handle: LeaderHandle<T> = {
     get current() {
       return current;
     },
@@ -102,4 +112,6 @@ export function followHandle<T>(
     close,
     [Symbol.dispose]: close,
   };
+  changedAt.set(handle, () => since);
+  return handle;
 }

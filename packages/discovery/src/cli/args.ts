@@ -1,7 +1,8 @@
 /** Command-line parsing of `consul-leader` (node:util parseArgs) and its usage text. */
 import { parseArgs } from 'node:util';
 import { parseAddress } from '../config/env.js';
-import { type Consistency, checkKey, checkToken } from '../config/options.js';
+import { checkKey, checkToken } from '../config/checks.js';
+import type { Consistency } from '../config/options.js';
 import { InvalidOptionError } from '../errors.js';
 
 export const EXIT_OK = 0;

@@ -1,12 +1,8 @@
 /** Building (or adopting) the node-consul clients the SDK talks through: one per agent address. */
 import Consul from 'consul';
 import { readEnvConfig, readEnvToken } from './env.js';
-import {
-  type ConsulClientOptions,
-  type LeaderDiscoveryOptions,
-  checkToken,
-  isConsulClient,
-} from './options.js';
+import { type ConsulClientOptions, type LeaderDiscoveryOptions, isConsulClient } from './options.js';
+import { checkToken } from './checks.js';
 
 export interface ClientSetup {
   /** In failover order. */

@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
-import { checkToken } from './options.js';
+import { checkToken } from './checks.js';
 
 export interface ResolvedAddress {
   readonly secure: boolean;

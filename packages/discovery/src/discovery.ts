@@ -169,7 +169,7 @@ class Discovery implements LeaderDiscovery {
   };
 
   follow: LeaderDiscovery['follow'] = <T>(key: string, options?: LeaderOptions<T>): LeaderHandle<T> =>
-    followHandle(this.leader(key, options), this.watch(key, options));
+    followHandle(key, this.leader(key, options), this.watch(key, options));
 
   watchPrefix: LeaderDiscovery['watchPrefix'] = <T>(
     prefix: string,

@@ -16,7 +16,8 @@ export type LeaderErrorCode =
   | 'DISCOVERY_CLOSED'
   | 'ABORTED'
   | 'TIMEOUT'
-  | 'NO_LEADER';
+  | 'NO_LEADER'
+  | 'LEADER_REQUEST_FAILED';
 
 /** How deep a chain of causes is read (a cycle of causes must end). */
 const MAX_CAUSES_READ = 8;
@@ -145,6 +146,24 @@ export class NoLeaderError extends LeaderDiscoveryError {
     message = `no leader for ${JSON.stringify(key)}`,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A request routed to the leader failed and was not (or no longer) safe to send again:
+ * refused or reset by the leader, its attempts ran out, or the leader failed mid-answer.
+ */
+export class LeaderRequestError extends LeaderDiscoveryError {
+  readonly code = 'LEADER_REQUEST_FAILED' as const;
+  constructor(
+    /** The origin the request was last sent to. */
+    readonly origin: string,
+    /** The session of the leader it was sent to. */
+    readonly sessionId: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
   }
 }
 

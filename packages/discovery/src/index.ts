@@ -36,6 +36,7 @@ export {
   AbortedError,
   TimeoutError,
   NoLeaderError,
+  LeaderRequestError,
   isLeaderDiscoveryError,
 } from './errors.js';
 export type { LeaderErrorCode, UnreachableReason } from './errors.js';

@@ -19,7 +19,7 @@ export interface LeaderHealthOptions {
 
 /** The JSON body of the health endpoint. */
 export interface LeaderHealthBody {
-  readonly key: string | null;
+  readonly key: string;
   /** The key's state (`watch()`'s status), or `unknown` before Consul's first answer. */
   readonly status: 'leader' | 'vacant' | 'invalid' | 'unreachable' | 'unknown';
   /** The leader routed to (kept while Consul cannot be read), or null. */
@@ -45,7 +45,7 @@ export function leaderHealth<T>(
     const leader = handle.current;
     const settled = state?.status === 'unreachable' ? state.lastKnown : state;
     const body: LeaderHealthBody = {
-      key: state?.key ?? leader?.key ?? null,
+      key: handle.key,
       status: state?.status ?? 'unknown',
       leader: leader ? { sessionId: leader.session.id, node: leader.node } : null,
       since: (leaderSince(handle) ?? created).toISOString(),

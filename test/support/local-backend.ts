@@ -83,7 +83,39 @@ export class LocalBackend {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Requests to `/hold` (never answered) whose client side closed before an answer. */
+  holdsClosed = 0;
+
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const stamps = { 'x-session-id': this.sessionId ?? '', 'x-backend': this.name };
+    if (this.behaviour === 'answer' && req.url === '/hold') {
+      this.received.push({
+        method: req.method ?? '',
+        url: '/hold',
+        headers: req.headers,
+        body: '',
+        sessionId: this.sessionId,
+      });
+      res.on('close', () => {
+        if (!res.writableFinished) this.holdsClosed += 1;
+      });
+      return;
+    }
+    if (this.behaviour === 'answer' && req.url === '/stream') {
+      // Three chunks 50 ms apart: a proxy that buffers would show them all at once.
+      res.writeHead(200, { ...stamps, 'content-type': 'text/plain' });
+      let sent = 0;
+      const timer = setInterval(() => {
+        sent += 1;
+        res.write(`chunk-${sent}\n`);
+        if (sent === 3) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 50);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -99,7 +131,6 @@ export class LocalBackend {
         req.socket.destroy();
         return;
       }
-      const stamps = { 'x-session-id': this.sessionId ?? '', 'x-backend': this.name };
       if (this.behaviour === 'not-leader') {
         res.writeHead(421, stamps).end('not the leader');
         return;

@@ -6,6 +6,8 @@
 export { leaderDispatcher } from './dispatcher.js';
 export type { LeaderDispatcher } from './dispatcher.js';
 export type { LeaderDispatcherOptions, LeaderRetryOptions } from './options.js';
+export { createLeaderProxy } from './proxy.js';
+export type { LeaderProxy, LeaderProxyErrorMode, LeaderProxyOptions, LeaderProxyTimeouts } from './proxy.js';
 export { leaderHealth } from './health.js';
 export type { LeaderHealthBody, LeaderHealthOptions } from './health.js';
 export { NoLeaderError, LeaderRequestError } from '../errors.js';

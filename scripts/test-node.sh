@@ -28,6 +28,10 @@ TESTS=(
   test/acl.test.ts
   test/enterprise-and-auth.test.ts
   test/async-and-cancel.test.ts
+  test/health.test.ts
+  test/routing-dispatcher.test.ts
+  test/routing-proxy.test.ts
+  test/routing-proxy-websocket.test.ts
   test/cli/
 )
 for t in "${TESTS[@]}"; do

@@ -7,6 +7,7 @@ import { bigintReplacer } from '@consul-leader/types';
 import { type LeaderHandle, leaderSince } from '../state/follow-handle.js';
 import { jsonOr, unwritable } from '../state/writable-state.js';
 
+/** The statuses of `leaderHealth()`'s answers. */
 export interface LeaderHealthOptions {
   /** Status while the key has no leader (vacant, invalid, or before Consul's first answer). Default 503. */
   readonly vacantStatus?: number;
@@ -19,6 +20,7 @@ export interface LeaderHealthOptions {
 
 /** The JSON body of the health endpoint. */
 export interface LeaderHealthBody {
+  /** The key the handle follows. */
   readonly key: string;
   /** The key's state (`watch()`'s status), or `unknown` before Consul's first answer. */
   readonly status: 'leader' | 'vacant' | 'invalid' | 'unreachable' | 'unknown';

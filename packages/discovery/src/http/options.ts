@@ -1,10 +1,11 @@
-/** Options of `leaderDispatcher()` (and of `createLeaderProxy()`, which takes them too). */
+/** Options of `leaderDispatcher()` (and of `createLeaderProxy()`, which takes them too), and their checks. */
 import type { Dispatcher } from 'undici';
 import type { Leader } from '@consul-leader/types';
 import type { Duration } from '../config/options.js';
 import { InvalidOptionError } from '../errors.js';
 import { parseDurationMs } from '../wire/duration.js';
 
+/** What a request may be sent again for, and how much of its body is kept for that. */
 export interface LeaderRetryOptions {
   /**
    * Re-sends after the first try, to the next leader: after the leader refused or reset the
@@ -20,6 +21,7 @@ export interface LeaderRetryOptions {
   readonly bodyLimit?: number;
 }
 
+/** Options of `leaderDispatcher()` (and of `createLeaderProxy()`). */
 export interface LeaderDispatcherOptions<T> {
   /**
    * The origin (`http://host:port` or `https://host:port`) of a leader, from its descriptor.

@@ -18,6 +18,7 @@ import type { LeaderDispatcherOptions } from './options.js';
 import { errorAnswer } from './proxy-errors.js';
 import { proxyUpgrade } from './proxy-upgrade.js';
 
+/** How long the proxy waits for the leader's answer. */
 export interface LeaderProxyTimeouts {
   /** The leader's answer headers must come within this (then 504). Default `'30s'`. */
   readonly headers?: Duration;
@@ -29,9 +30,11 @@ export interface LeaderProxyTimeouts {
 export type LeaderProxyErrorMode =
   'respond' | 'next' | ((error: LeaderDiscoveryError, req: IncomingMessage, res: ServerResponse) => void);
 
+/** Options of `createLeaderProxy()`: the dispatcher's, and the proxy's own. */
 export interface LeaderProxyOptions<T> extends LeaderDispatcherOptions<T> {
   /** `Retry-After` (seconds) of the 503 (no leader) and 502 answers. Default 1. */
   readonly retryAfterSeconds?: number;
+  /** How long to wait for the leader's answer (then 504). */
   readonly timeouts?: LeaderProxyTimeouts;
   /** Pass the client's `Host` on. Default false: the upstream `Host` is the leader's origin. */
   readonly preserveHost?: boolean;
@@ -44,6 +47,7 @@ export interface LeaderProxyOptions<T> extends LeaderDispatcherOptions<T> {
 
 /** A `node:http` request handler (and Express/Connect middleware) forwarding to the leader. */
 export interface LeaderProxy<T> {
+  /** Forwards one request; `next` is Express/Connect's (used with `onError: 'next'`). */
   (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void;
   /** The `'upgrade'` handler: forwards WebSocket (and other) upgrades to the leader of the moment. */
   readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -61,6 +65,13 @@ function durationOption(name: string, value: Duration | undefined, fallback: Dur
   return ms;
 }
 
+/**
+ * A reverse proxy to the leader: `http.createServer(proxy).on('upgrade', proxy.upgrade)`, or
+ * `app.use(proxy)` under Express or Connect. Each request goes to the leader of the moment
+ * through a `leaderDispatcher` of its own (same options: it waits for a leader, and sends
+ * again what is safe to send again); a request it cannot forward is answered 503 with
+ * `Retry-After` (no leader), 504 (no answer in `timeouts.headers`) or 502.
+ */
 export function createLeaderProxy<T>(
   handle: LeaderHandle<T>,
   options: LeaderProxyOptions<T>,

@@ -11,6 +11,8 @@ import { manyKeysSettings, runManyKeys } from './many-keys/case.js';
 import { renderManyKeysSection } from './many-keys/report.js';
 import { withAgent } from './lifecycle.js';
 import { renderLatencySection } from './report.js';
+import { runRoutingCase } from './routing/case.js';
+import { renderRoutingSection } from './routing/report.js';
 import type { SdkSnapshot } from './sdk-snapshot.js';
 
 export interface CaseContext {
@@ -68,5 +70,10 @@ export const CASES: readonly BenchCase[] = [
     heading: '## Case 5:',
     mostlyWaits: true,
     run: async ({ config, log, sdk }) => renderFailoverSection(await runFailoverCase(config.quick, log, sdk)),
+  },
+  {
+    name: 'routing',
+    heading: '## Case 6:',
+    run: async ({ config, log, sdk }) => renderRoutingSection(await runRoutingCase(config.quick, log, sdk)),
   },
 ];

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 
 /** The cases, in the order they run and appear in BENCHMARKS.md. */
-export const CASE_NAMES = ['latency', 'fanout', 'many-keys', 'idle', 'failover'] as const;
+export const CASE_NAMES = ['latency', 'fanout', 'many-keys', 'idle', 'failover', 'routing'] as const;
 export type CaseName = (typeof CASE_NAMES)[number];
 
 export interface BenchConfig {

@@ -56,7 +56,11 @@ class LegacyAdapter implements DispatchHandler {
   onResponseStart(controller: DispatchController, status: number, headers: Headers, message?: string): void {
     this.handler.onResponseStarted?.();
     const resume = (): void => controller.resume();
-    if (this.handler.onHeaders?.(status, rawHeaders(headers), resume, message ?? '') === false) {
+    // The headers as they came off the wire when the controller has them (undici's do): a
+    // rebuilt list costs a Buffer per name and value on every answer.
+    const raw = controller.rawHeaders;
+    const wire = Array.isArray(raw) && Buffer.isBuffer(raw[0]) ? (raw as Buffer[]) : rawHeaders(headers);
+    if (this.handler.onHeaders?.(status, wire, resume, message ?? '') === false) {
       controller.pause();
     }
   }

@@ -54,6 +54,8 @@ export class RoutedRequest<T> implements DispatchController {
   aborted = false;
   paused = false;
   reason: Error | null = null;
+  /** The answer's headers as they came (undici's controllers carry them): no rebuilding for legacy handlers. */
+  rawHeaders: DispatchController['rawHeaders'] = null;
 
   private readonly body: ReplayableBody;
   private readonly method: string;
@@ -167,8 +169,14 @@ export class RoutedRequest<T> implements DispatchController {
 
   // ---- what attempts report
 
-  /** @internal */ respond(status: number, headers: Headers, message: string | undefined): void {
+  /** @internal */ respond(
+    status: number,
+    headers: Headers,
+    message: string | undefined,
+    raw: DispatchController['rawHeaders'],
+  ): void {
     this.committed = true;
+    this.rawHeaders = raw ?? null;
     if (this.paused) this.attempt?.controller?.pause();
     this.handler.onResponseStart?.(this, status, headers as never, message);
   }
@@ -288,12 +296,12 @@ class Attempt<T> implements DispatchHandler {
     this.request.upgraded(status, headers, socket);
   }
 
-  onResponseStart(_c: DispatchController, status: number, headers: Headers, message?: string): void {
+  onResponseStart(controller: DispatchController, status: number, headers: Headers, message?: string): void {
     if (status === this.routing.settings.notLeaderStatus) {
       this.notLeader = status;
       return;
     }
-    this.request.respond(status, headers, message);
+    this.request.respond(status, headers, message, controller.rawHeaders);
   }
 
   onResponseData(_c: DispatchController, chunk: Buffer): void {

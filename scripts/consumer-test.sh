@@ -10,7 +10,13 @@
 #     with leader.node's type inferred from the schema (and a @ts-expect-error on a wrong
 #     property), for zod 4 classic, zod 3.25, zod 4 mini and valibot 1.x, rxjs 7.5 and 7.8;
 #   - against a real Consul agent (-dev, on its own loopback address, stopped on exit):
-#     current() and one change seen by leader(), current() with each validator, the CLI's get.
+#     current() and one change seen by leader(), current() with each validator, the CLI's get;
+#   - the /http subpath with the app's own undici (an optional peer): tsc nodenext with
+#     undici 7 and 8; leaderDispatcher (undici's fetch and request, Node's global fetch),
+#     createLeaderProxy, leaderHealth and NO_LEADER against the agent, with undici 7 on Node
+#     20, 22 and 24, with undici 8 on Node 24 (Node 22 and 24: the binaries scripts/test-node.sh
+#     installs in .cache/node<major>/, skipped when missing); an app without undici gets none
+#     from npm, and the subpath then fails with ERR_MODULE_NOT_FOUND naming undici.
 # Prints one line per check ("ok <what>" or "FAIL <what>" with the error text below it),
 # then "<N> passed, <M> failed"; exits 1 when anything failed.
 #
@@ -25,7 +31,12 @@ PACKS="$ROOT/.cache/consumer/packs"
 NPM_CACHE="$ROOT/.cache/npm"
 PNPM=(npx -y pnpm@10.34.8)
 MAXJ="${CONSUMER_JOBS:-$(nproc 2>/dev/null || echo 2)}"
-APPS=(zod4-rxjs78 zod325-rxjs75 zod4-mini valibot rxjs75 real-consul)
+APPS=(zod4-rxjs78 zod325-rxjs75 zod4-mini valibot rxjs75 real-consul undici7-http undici8-http)
+# Files an app gets from another app's folder (the same sources against another undici).
+declare -A SHARED=([undici8-http]="undici7-http/app.ts undici7-http/routing.mjs")
+# More npm install arguments of an app: undici 8 declares Node >=22.19, npm on Node 20 only
+# warns (EBADENGINE) unless engine-strict is set somewhere (an .npmrc): turned off here.
+declare -A NPM_ARGS=([undici8-http]="--engine-strict=false")
 START=$SECONDS
 
 # The apps talk to the agent this script starts, nothing else: drop the caller's CONSUL_*
@@ -141,14 +152,17 @@ declare -A INSTALL_PID
 for app in "${APPS[@]}"; do
   mkdir -p "$WORK/$app"
   cp -R "$SRC/$app/." "$WORK/$app/"
+  for shared in ${SHARED[$app]:-}; do cp "$SRC/$shared" "$WORK/$app/"; done
+  # shellcheck disable=SC2086 # NPM_ARGS: words
   (cd "$WORK/$app" && npm install --no-audit --no-fund --prefer-offline --loglevel=error \
-    --cache "$NPM_CACHE" "$TYPES_TGZ" "$DISCOVERY_TGZ") >"$WORK/$app.install.log" 2>&1 &
+    --cache "$NPM_CACHE" ${NPM_ARGS[$app]:-} "$TYPES_TGZ" "$DISCOVERY_TGZ") >"$WORK/$app.install.log" 2>&1 &
   INSTALL_PID[$app]=$!
 done
 for app in "${APPS[@]}"; do
   if wait "${INSTALL_PID[$app]}"; then
     extra=(zod)
     [[ -d "$WORK/$app/node_modules/valibot" ]] && extra+=(valibot)
+    [[ -d "$WORK/$app/node_modules/undici" ]] && extra+=(undici)
     [[ -d "$WORK/$app/node_modules/typescript" ]] && extra+=(typescript)
     if out=$(in_app "$app" node "$SRC/resolve-check.mjs" @consul-leader/discovery @consul-leader/types rxjs "${extra[@]}" 2>&1); then
       ok "$app: npm install, resolved inside the app -- $out"
@@ -176,6 +190,8 @@ TSC_SPECS=(
   "8|zod4-mini|tsconfig.json|tsc module nodenext: leader.node inferred from a zod/mini schema"
   "9|valibot|tsconfig.json|tsc module nodenext: leader.node inferred from a valibot schema"
   "10|rxjs75|tsconfig.json|tsc module commonjs (node10: rxjs < 7.5.5 ships no types for nodenext/bundler): rxjs 7.5.0 pipe(map)/filter/firstValueFrom on leader(), zod 4.0 schema inferred"
+  "11|undici7-http|tsconfig.json|tsc module nodenext: /http subpath with undici 7 (leaderDispatcher's origin gets leader.node inferred from a zod schema; undici fetch/request with it; createLeaderProxy, leaderHealth in node:http; NoLeaderError, LeaderRequestError narrowed)"
+  "12|undici8-http|tsconfig.json|tsc module nodenext: /http subpath with undici 8 (undici7-http's app.ts)"
 )
 mkdir -p "$WORK/tsc"
 run_tsc() {
@@ -219,6 +235,8 @@ if ! skip_if_broken zod4-rxjs78 "zod4-rxjs78: run-time checks"; then
     head -n 1 <<<"$out"
   }
   check "zod4-rxjs78: CLI node_modules/.bin/consul-leader get --help" in_app zod4-rxjs78 cli_help
+  check "zod4-rxjs78: no undici installed (optional peer), the main entry imports; import('@consul-leader/discovery/http') fails with ERR_MODULE_NOT_FOUND naming 'undici'" \
+    in_app zod4-rxjs78 timeout --foreground 60 node no-undici.mjs
 fi
 if ! skip_if_broken zod325-rxjs75 "zod325-rxjs75: leaderStateSchema at run time"; then
   check "zod325-rxjs75: leaderStateSchema of @consul-leader/types parses a relayed state with zod 3.25's zod/v4" \
@@ -228,6 +246,29 @@ if ! skip_if_broken rxjs75 "rxjs75: instanceof Observable"; then
   check "rxjs75: every stream instanceof the app's rxjs 7.5.0 Observable, pipe(map) works" \
     in_app rxjs75 timeout --foreground 60 node esm.mjs
 fi
+
+# node_bin <major>: the Node.js binary scripts/test-node.sh installs in .cache/node<major>/
+# (not installed here: printed empty when missing).
+node_bin() {
+  local bin
+  bin="$ROOT/.cache/node$1/node_modules/node-$(node -p 'process.platform + "-" + process.arch')/bin/node"
+  [[ -x "$bin" ]] && echo "$bin"
+}
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+# routing <app> <major>: routing.mjs of that app against the agent, on Node <major> (the
+# machine's own when it is that major); a missing binary is a skip line, not a failure.
+routing() {
+  local app=$1 major=$2 bin undici
+  undici=$(node -p "require('$WORK/$app/node_modules/undici/package.json').version" 2>/dev/null)
+  if [[ "$major" == "$NODE_MAJOR" ]]; then
+    bin=$(command -v node)
+  else
+    bin=$(node_bin "$major") ||
+      { echo "skip $app: /http routing with undici $undici on Node $major (skipped: no binary in .cache/node$major/; scripts/test-node.sh $major installs it)"; return; }
+  fi
+  check "$app: /http routing against the agent with undici $undici on Node $major (leaderDispatcher through undici fetch/request and the global fetch, createLeaderProxy, leaderHealth; a vacant key: NO_LEADER)" \
+    in_app "$app" timeout --foreground 60 "$bin" routing.mjs
+}
 
 # ---- a real Consul agent
 start_agent() {
@@ -304,6 +345,13 @@ if [[ -n "$CONSUL_ADDR" ]]; then
     check "real-consul: current() returns the leader; leader() sees one change (release, new session acquires); close() completes it and nothing stays open" \
       in_app real-consul timeout --foreground 60 node live.mjs
   fi
+  # Each run on a key and a session of its own, with a backend of its own in the process.
+  if ! skip_if_broken undici7-http "undici7-http: /http routing against the agent"; then
+    routing undici7-http "$NODE_MAJOR"
+    for major in 22 24; do [[ "$major" == "$NODE_MAJOR" ]] || routing undici7-http "$major"; done
+  fi
+  # undici 8 needs Node 22.19+: on Node 24 only.
+  skip_if_broken undici8-http "undici8-http: /http routing against the agent" || routing undici8-http 24
 fi
 # The agent is stopped now (the trap does it too), so it does not compete with tsc.
 if [[ -n "$AGENT_PID" ]]; then

@@ -1,7 +1,8 @@
 // Run by scripts/consumer-test.sh in each installed app (cwd): every package resolves
 // inside the app (nothing leaks in from a parent node_modules, such as the workspace's),
-// the SDK's rxjs and @consul-leader/types are the app's own copies (peer dependencies: one
-// copy), and a one-line summary of the installed versions is printed.
+// the SDK's rxjs and @consul-leader/types (and undici, when the app has it) are the app's
+// own copies (peer dependencies: one copy), and a one-line summary of the installed
+// versions is printed.
 // Usage: node resolve-check.mjs @consul-leader/discovery @consul-leader/types rxjs [more...]
 // (imports only node: built-ins)
 import { strict as assert } from 'node:assert';
@@ -40,12 +41,13 @@ for (const name of process.argv.slice(2)) {
 const sdk = found['@consul-leader/discovery'];
 const fromSdk = createRequire(sdk.file);
 const parts = [`discovery ${sdk.version}`];
-for (const name of ['@consul-leader/types', 'rxjs']) {
+// undici (an optional peer of the SDK, for its /http subpath) too, in the apps that have it.
+for (const name of ['@consul-leader/types', 'rxjs', ...(found.undici ? ['undici'] : [])]) {
   const mine = resolveFrom(fromSdk, name);
   const theirs = resolveFrom(fromApp, name);
   assert.equal(mine.dir, theirs.dir, `the SDK has its own ${name} (${mine.version} in ${mine.dir})`);
-  if (name === 'rxjs') parts.push(`rxjs ${theirs.version} (one copy)`);
-  else parts.push(`types ${theirs.version}`);
+  if (name === '@consul-leader/types') parts.push(`types ${theirs.version}`);
+  else parts.push(`${name} ${theirs.version} (one copy)`);
 }
 const appZod = existsSync(join(app, 'node_modules', 'zod', 'package.json'))
   ? resolveFrom(fromApp, 'zod')
@@ -57,7 +59,7 @@ parts.push(
     : `zod ${appZod?.version ?? 'none'} (the SDK's own: ${sdkZod.version})`,
 );
 for (const [name, pkg] of Object.entries(found)) {
-  if (!['@consul-leader/discovery', '@consul-leader/types', 'rxjs', 'zod'].includes(name)) {
+  if (!['@consul-leader/discovery', '@consul-leader/types', 'rxjs', 'undici', 'zod'].includes(name)) {
     parts.push(`${name} ${pkg.version}`);
   }
 }

@@ -3,7 +3,7 @@
  * stages of the data path: read scopes (config/), shared streams (streams/), decoding
  * (state/). ARCHITECTURE.md draws the path.
  */
-import { Observable, distinctUntilChanged, map } from 'rxjs';
+import { type MonoTypeOperatorFunction, Observable, distinctUntilChanged, map } from 'rxjs';
 import type { Leader } from '@consul-leader/types';
 import { type ClientSetup, setUpClients } from './config/client.js';
 import {
@@ -16,7 +16,10 @@ import {
 } from './config/options.js';
 import { resolveCoalesce, resolveScope, resolveSplit } from './config/resolve.js';
 import { DiscoveryClosedError, asLeaderError } from './errors.js';
+import type { KeyEvent } from './key/key-snapshot.js';
 import { readKeyOnce } from './key/read-once.js';
+import { Telemetry } from './observe/telemetry.js';
+import { telemetrySinks } from './observe/sinks.js';
 import { Sessions } from './sessions/sessions.js';
 import { Decoders } from './state/decoders.js';
 import { type LeaderHandle, followHandle } from './state/follow-handle.js';
@@ -122,6 +125,7 @@ class Discovery implements LeaderDiscovery {
   private readonly decoders = new Decoders();
   // current()'s reads in flight, aborted by close().
   private readonly reads = new Set<AbortController>();
+  private readonly telemetry: Telemetry;
 
   constructor(private readonly opts: LeaderDiscoveryOptions) {
     this.defaults = resolveDiscoveryDefaults(opts);
@@ -130,7 +134,8 @@ class Discovery implements LeaderDiscovery {
       http2: opts.http2 === true,
       ...(this.defaults.authorization ? { authorization: this.defaults.authorization } : {}),
     });
-    const queries = new Queries(this.transport, this.defaults);
+    this.telemetry = new Telemetry(telemetrySinks(opts));
+    const queries = new Queries(this.transport, this.defaults, this.telemetry);
     const sessions = new Sessions(queries, this.registry, {
       enabled: opts.watchSessions === true,
       waitMs: this.defaults.waitMs,
@@ -138,7 +143,7 @@ class Discovery implements LeaderDiscovery {
     const split = resolveSplit(opts.splitPrefixes, this.transport.multiplexed);
     this.prefixes = new PrefixStreams(this.registry, queries, sessions, split);
     const coalesce = resolveCoalesce(opts.coalesce);
-    this.keys = new KeyStreams(this.registry, queries, sessions, this.prefixes, coalesce);
+    this.keys = new KeyStreams(this.registry, queries, sessions, this.prefixes, coalesce, this.telemetry);
   }
 
   watch: LeaderDiscovery['watch'] = <T>(
@@ -149,7 +154,7 @@ class Discovery implements LeaderDiscovery {
     if (this.registry.closed) return live(ended<never>());
     const scope = this.scopeOf(key, call);
     return this.shared(this.decoders.pipelineId('watch', scopeId('key', scope), call), () =>
-      this.keys.events(scope).pipe(map(this.decoders.mapperOf(call)), distinctUntilChanged(sameState)),
+      this.keys.events(scope).pipe(map(this.toStates(scope, call)), distinctUntilChanged(sameState)),
     );
   };
 
@@ -164,7 +169,7 @@ class Discovery implements LeaderDiscovery {
     const id = this.decoders.pipelineId('leader', scopeId('key', scope), call, after);
     // Straight from the key's events (not through a watch() pipeline: fewer layers per change).
     return this.shared(id, () =>
-      this.keys.events(scope).pipe(map(this.decoders.mapperOf(call)), leaderOf(after)),
+      this.keys.events(scope).pipe(map(this.toStates(scope, call)), leaderOf(after)),
     );
   };
 
@@ -179,7 +184,9 @@ class Discovery implements LeaderDiscovery {
     if (this.registry.closed) return live(ended<never>());
     const scope = this.scopeOf(prefix, call);
     return this.shared(this.decoders.pipelineId('watchPrefix', scopeId('prefix', scope), call), () =>
-      this.prefixes.events(scope).pipe(toPrefixStates(prefix, this.decoders.mapperOf(call))),
+      this.prefixes
+        .events(scope)
+        .pipe(this.followingPrefix(scope), toPrefixStates(prefix, this.decoders.mapperOf(call))),
     );
   };
 
@@ -204,7 +211,9 @@ class Discovery implements LeaderDiscovery {
     const after = this.nullAfterMs(call);
     const scope = this.scopeOf(prefix, call);
     return this.shared(this.decoders.pipelineId('leaders', scopeId('prefix', scope), call, after), () =>
-      this.prefixes.events(scope).pipe(leadersOf(this.decoders.mapperOf(call), after)),
+      this.prefixes
+        .events(scope)
+        .pipe(this.followingPrefix(scope), leadersOf(this.decoders.mapperOf(call), after)),
     );
   };
 
@@ -221,7 +230,12 @@ class Discovery implements LeaderDiscovery {
     try {
       return await bounded(options, async (signal) => {
         signal.addEventListener('abort', () => read.abort(), { once: true });
-        const snapshot = await readKeyOnce(this.transport, this.scopeOf(key, call), read.signal);
+        const snapshot = await readKeyOnce(
+          this.transport,
+          this.scopeOf(key, call),
+          read.signal,
+          this.telemetry,
+        );
         const state = toSettledState(snapshot, this.decoders.decodingOf(call));
         return state.status === 'leader' ? state.leader : null;
       });
@@ -248,6 +262,22 @@ class Discovery implements LeaderDiscovery {
   /** One stream per id (registry.ts), iterable with `for await`. */
   private shared<E>(id: string, make: () => Observable<E>): LiveObservable<E> {
     return live(this.registry.shared(id, make));
+  }
+
+  /** The key's events as states of the call's schema, each told to the telemetry. */
+  private toStates<T>(scope: ReadScope, call: LeaderOptions<T>): (event: KeyEvent) => LeaderState<T> {
+    const toState = this.decoders.mapperOf(call);
+    const unit = { type: 'key', key: scope.key, id: scopeId('key', scope) } as const;
+    return (event) => {
+      const state = toState(event);
+      this.telemetry.keyState(unit, event, state);
+      return state;
+    };
+  }
+
+  /** A prefix counted as followed while a pipeline of it is subscribed. */
+  private followingPrefix<E>(scope: ReadScope): MonoTypeOperatorFunction<E> {
+    return this.telemetry.following({ type: 'prefix', key: scope.key, id: scopeId('prefix', scope) });
   }
 
   private scopeOf(key: string, call: LeaderOptions<unknown>): ReadScope {

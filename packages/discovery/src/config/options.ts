@@ -119,6 +119,41 @@ export interface LeaderDiscoveryOptions {
   readonly splitPrefixes?: false | SplitPrefixesOption;
   /** The environment to read `CONSUL_*` variables from. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The OpenTelemetry `MeterProvider` the SDK's metrics go to. Default: the global one of
+   * `@opentelemetry/api` (read when the discovery is created) when that package is installed;
+   * without it, no metrics.
+   */
+  readonly meterProvider?: MeterProviderLike;
+  /** What the metrics carry. */
+  readonly metrics?: MetricsOptions;
+  /**
+   * A pino-compatible logger (`debug`, `info`, `warn`, `error`, each `(obj, msg)`): outages,
+   * permission denials, invalid values and leader changes, without repeats. Default: silent.
+   */
+  readonly logger?: LeaderLogger;
+}
+
+/** An OpenTelemetry `MeterProvider` (from `@opentelemetry/api`), as far as the SDK uses it. */
+export interface MeterProviderLike {
+  getMeter(name: string, version?: string, options?: object): unknown;
+}
+
+/** `LeaderDiscoveryOptions.metrics`. */
+export interface MetricsOptions {
+  /**
+   * Add a `key` attribute (the key or prefix) to the per-key instruments. Default `false`:
+   * a prefix of 10,000 keys would otherwise make 10,000 time series.
+   */
+  readonly perKey?: boolean;
+}
+
+/** A pino-compatible logger: pino, winston adapters and console wrappers satisfy it. */
+export interface LeaderLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
 }
 
 /** How big prefixes are split (`LeaderDiscoveryOptions.splitPrefixes`). */
@@ -247,6 +282,23 @@ const discoveryOptionsSchema = z.strictObject({
         prefixOf: z.custom<(key: string) => string | null>((v) => typeof v === 'function').optional(),
       }),
     ])
+    .optional(),
+  meterProvider: z
+    .custom<MeterProviderLike>((v) => typeof (v as MeterProviderLike | null)?.getMeter === 'function', {
+      message: 'must be an OpenTelemetry MeterProvider (getMeter)',
+    })
+    .optional(),
+  metrics: z.strictObject({ perKey: z.boolean().optional() }).optional(),
+  logger: z
+    .custom<LeaderLogger>(
+      (v) =>
+        typeof v === 'object' &&
+        v !== null &&
+        (['debug', 'info', 'warn', 'error'] as const).every(
+          (level) => typeof (v as LeaderLogger)[level] === 'function',
+        ),
+      { message: 'must have debug, info, warn and error methods (pino-compatible)' },
+    )
     .optional(),
 });
 

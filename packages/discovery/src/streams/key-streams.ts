@@ -12,6 +12,7 @@ import { type ReadScope, scopeId } from '../wire/requests.js';
 import type { PrefixStreams } from './prefix-streams.js';
 import type { Queries } from './queries.js';
 import type { StreamRegistry } from './registry.js';
+import type { Telemetry } from '../observe/telemetry.js';
 
 export class KeyStreams {
   readonly #groups: KeyGroups | undefined;
@@ -22,23 +23,28 @@ export class KeyStreams {
     private readonly sessions: Sessions,
     private readonly prefixes: PrefixStreams,
     private readonly coalesce: CoalesceOptions | undefined,
+    private readonly telemetry: Telemetry,
   ) {
     this.#groups = coalesce ? new KeyGroups(coalesce.minKeys) : undefined;
   }
 
   /** The key's events, shared by every call of the same read scope (`scopeId('key', scope)`). */
   events(scope: ReadScope): Observable<KeyEvent> {
-    return this.registry.shared(scopeId('key', scope), () => {
+    const id = scopeId('key', scope);
+    // Followed once however many subscribers, coalesced or not (consul_leader.followed).
+    const followed = this.telemetry.following<KeyEvent>({ type: 'key', key: scope.key, id });
+    return this.registry.shared(id, () => {
       const groups = this.#groups;
       const prefix = this.coalesce?.prefixOf(scope.key) ?? null;
-      if (!groups || prefix === null || !scope.key.startsWith(prefix)) return this.#single(scope);
+      if (!groups || prefix === null || !scope.key.startsWith(prefix))
+        return this.#single(scope).pipe(followed);
       const prefixScope: ReadScope = { ...scope, key: prefix };
       const group = scopeId('prefix', prefixScope);
       return groupedKey(
         (onCoalesced) => groups.join(group, onCoalesced),
         () => this.#single(scope),
         () => this.prefixes.router(prefixScope).key(scope.key),
-      );
+      ).pipe(followed);
     });
   }
 

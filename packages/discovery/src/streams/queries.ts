@@ -26,6 +26,8 @@ import {
 } from '../wire/requests.js';
 import { readSessionListResponse } from '../wire/session.js';
 import type { ConsulResponse, ConsulTransport } from '../wire/transport.js';
+import type { RequestKind } from '../observe/requests.js';
+import type { Telemetry } from '../observe/telemetry.js';
 
 export type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;
 /** What a query may add to the loop's defaults. */
@@ -37,11 +39,14 @@ export class Queries {
   constructor(
     private readonly transport: ConsulTransport,
     private readonly defaults: Pick<ResolvedDiscoveryOptions, 'retry' | 'idleWakeups'>,
+    private readonly telemetry: Telemetry,
   ) {}
 
   /** The blocking query of one key. */
   key(scope: ReadScope, extras: QueryExtras = {}): Observable<BlockingQueryEvent<KvRead>> {
     return this.#query(
+      'kv',
+      scope,
       (index, signal) => sendKvRead(this.transport, scope, index, signal),
       (res) => readKvResponse(res, scope.key),
       extras,
@@ -51,6 +56,8 @@ export class Queries {
   /** The recursive blocking query of `scope.key` (a prefix, or a sub-prefix of a split one). */
   recursive(scope: ReadScope, reader: KvListReader, extras: QueryExtras = {}): Observable<ListEvent> {
     return this.#query(
+      'kv_recurse',
+      scope,
       (index, signal) => sendKvRead(this.transport, scope, index, signal, true),
       (res) => reader.read(res),
       extras,
@@ -59,15 +66,20 @@ export class Queries {
 
   /** The blocking query of the names under a prefix (`?keys`), its idle wake-ups few. */
   keyList(scope: ReadScope, startIndex: bigint): Observable<BlockingQueryEvent<readonly string[]>> {
-    return this.#query((index, signal) => sendKvKeysRead(this.transport, scope, index, signal), readKvKeys, {
-      idleWakeups: KEY_LIST_WAKEUPS,
-      startIndex,
-    });
+    return this.#query(
+      'kv_keys',
+      scope,
+      (index, signal) => sendKvKeysRead(this.transport, scope, index, signal),
+      readKvKeys,
+      { idleWakeups: KEY_LIST_WAKEUPS, startIndex },
+    );
   }
 
   /** The blocking query of the datacenter's sessions. */
   sessionList(scope: ReadScope): Observable<BlockingQueryEvent<ReadonlyMap<string, LeaderSession>>> {
     return this.#query(
+      'session_list',
+      scope,
       (index, signal) => sendSessionListRead(this.transport, scope, index, signal),
       readSessionListResponse,
     );
@@ -80,7 +92,16 @@ export class Queries {
     joins: PendingReads,
   ): Observable<RetryingReadEvent<LeaderSession | null>> {
     return retryingRead(
-      (signal) => joins.track(readSessionOnce(this.transport, scope, id, signal)),
+      (signal) =>
+        joins.track(
+          readSessionOnce(
+            this.transport,
+            scope,
+            id,
+            signal,
+            this.telemetry.requests('session_info', scope.key),
+          ),
+        ),
       this.defaults.retry,
     );
   }
@@ -88,17 +109,35 @@ export class Queries {
   /** Every session at once, retried until Consul answers; `joins` tracks it. */
   sessions(scope: ReadScope, joins: PendingReads): Observable<RetryingReadEvent<Map<string, LeaderSession>>> {
     return retryingRead(
-      (signal) => joins.track(readSessionListOnce(this.transport, scope, signal)),
+      (signal) =>
+        joins.track(
+          readSessionListOnce(
+            this.transport,
+            scope,
+            signal,
+            this.telemetry.requests('session_list', scope.key),
+          ),
+        ),
       this.defaults.retry,
     );
   }
 
   #query<T>(
+    kind: RequestKind,
+    scope: ReadScope,
     send: (index: bigint, signal: AbortSignal) => Promise<ConsulResponse>,
     read: (res: ConsulResponse) => T,
     extras: QueryExtras = {},
   ): Observable<BlockingQueryEvent<T>> {
     const { retry, idleWakeups } = this.defaults;
-    return blockingQuery({ send, read, retry, ...extras, idleWakeups: extras.idleWakeups ?? idleWakeups });
+    const track = this.telemetry.requests(kind, scope.key);
+    return blockingQuery({
+      send,
+      read,
+      retry,
+      track,
+      ...extras,
+      idleWakeups: extras.idleWakeups ?? idleWakeups,
+    });
   }
 }

@@ -8,6 +8,7 @@ import type { ConsulReadMeta } from '@consul-leader/types';
 import { type LeaderDiscoveryError, asLeaderError } from '../errors.js';
 import { readIndex, readMeta } from '../wire/headers.js';
 import type { ConsulResponse } from '../wire/transport.js';
+import { ABORTED, type TrackRequest, answered, failed } from '../observe/requests.js';
 import { NO_INDEX, nextIndex } from './index-rules.js';
 import { retryDelayMs, type RetryPolicy } from './retry-policy.js';
 import { sleep } from './sleep.js';
@@ -34,6 +35,8 @@ export interface BlockingQueryOptions<T> {
    * a failure start plain, as always.
    */
   readonly startIndex?: bigint;
+  /** Told of each request and how it ended (the telemetry). */
+  readonly track?: TrackRequest;
 }
 
 export type BlockingQueryEvent<T> =
@@ -76,13 +79,17 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
       let lastEmitted: ConsulResponse | undefined;
       let failures = 0;
       while (!signal.aborted) {
-        let response: ConsulResponse;
+        let response: ConsulResponse | undefined;
         let value: T | undefined;
         let unchanged: boolean;
         let received: bigint;
+        const end = options.track?.(index > NO_INDEX, index);
         try {
           response = await options.send(index, signal);
-          if (signal.aborted) return;
+          if (signal.aborted) {
+            end?.(ABORTED);
+            return;
+          }
           // An answer byte-identical to the last one emitted reads the same: not decoded again.
           unchanged =
             lastEmitted !== undefined &&
@@ -91,7 +98,9 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
             lastEmitted.body.equals(response.body);
           if (!unchanged) value = options.read(response);
           received = readIndex(response.headers);
+          end?.(answered(response));
         } catch (caught) {
+          end?.(signal.aborted ? ABORTED : failed(caught, response));
           // Only our own abort ends the loop: any other failure, an abort from below included, is retried.
           if (signal.aborted) return;
           failures += 1;
@@ -108,7 +117,7 @@ export function blockingQuery<T>(options: BlockingQueryOptions<T>): Observable<B
         if (unchanged) {
           await sleep(bucket.take(), signal);
         } else {
-          lastEmitted = response;
+          lastEmitted = response as ConsulResponse;
           subscriber.next({ type: 'result', value: value as T, meta: readMeta(response.headers, received) });
           try {
             const joining = options.beforeNextRead?.();

@@ -4,6 +4,7 @@ import type { Consistency } from '../config/options.js';
 import { formatWait } from './duration.js';
 import { readSessionListResponse, readSessionResponse } from './session.js';
 import type { ConsulResponse, ConsulTransport } from './transport.js';
+import { type TrackRequest, trackedRead } from '../observe/requests.js';
 import { BLOCKING_TIMEOUT_MARGIN_MS } from '../config/defaults.js';
 
 /** Where and how a key is read. */
@@ -109,28 +110,32 @@ export function sendSessionListRead(
   return sendRead(transport, scope, { path: '/session/list', query: {} }, index, signal);
 }
 
-export async function readSessionOnce(
+/** One session's info (null: the session is gone), told to `track`. */
+export function readSessionOnce(
   transport: ConsulTransport,
   scope: ReadScope,
   id: string,
   signal: AbortSignal,
+  track?: TrackRequest,
 ): Promise<LeaderSession | null> {
-  const res = await transport.get({
-    path: '/session/info/{id}',
-    params: { id },
-    query: baseQuery(scope),
-    token: scope.token,
-    timeoutMs: scope.requestTimeoutMs,
-    signal,
-  });
-  return readSessionResponse(res, id);
+  const send = (): Promise<ConsulResponse> =>
+    transport.get({
+      path: '/session/info/{id}',
+      params: { id },
+      query: baseQuery(scope),
+      token: scope.token,
+      timeoutMs: scope.requestTimeoutMs,
+      signal,
+    });
+  return trackedRead(track, send, (res) => readSessionResponse(res, id));
 }
 
-/** Every session the token may read (one request instead of one per session). */
-export async function readSessionListOnce(
+/** Every session the token may read (one request instead of one per session), told to `track`. */
+export function readSessionListOnce(
   transport: ConsulTransport,
   scope: ReadScope,
   signal: AbortSignal,
+  track?: TrackRequest,
 ): Promise<Map<string, LeaderSession>> {
-  return readSessionListResponse(await sendSessionListRead(transport, scope, 0n, signal));
+  return trackedRead(track, () => sendSessionListRead(transport, scope, 0n, signal), readSessionListResponse);
 }

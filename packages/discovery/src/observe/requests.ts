@@ -1,0 +1,80 @@
+/**
+ * What the telemetry learns of each request to Consul: what was read, and how the request
+ * ended, once its answer was read (an answer that fails to read ends as INVALID_RESPONSE).
+ */
+import { type LeaderDiscoveryError, type LeaderErrorCode, asLeaderError } from '../errors.js';
+import { readMeta } from '../wire/headers.js';
+import { RequestAbortedError } from '../wire/transport.js';
+import type { ConsulResponse } from '../wire/transport.js';
+import { readUint64 } from '../wire/uint64.js';
+
+/** What a request reads (the `kind` attribute of `consul_leader.requests`). */
+export type RequestKind = 'kv' | 'kv_recurse' | 'kv_keys' | 'session_info' | 'session_list';
+
+/** How a request ended: `ok`, `not_found` (a 404), `aborted`, or the error's code. */
+export type RequestOutcome = 'ok' | 'not_found' | 'aborted' | LeaderErrorCode;
+
+export interface RequestInfo {
+  readonly kind: RequestKind;
+  /** The key or prefix read (for session reads: the key or prefix whose sessions they are). */
+  readonly key: string;
+  readonly blocking: boolean;
+  /** The index sent (0 for a non-blocking read). */
+  readonly index: bigint;
+}
+
+export interface RequestResult {
+  readonly outcome: RequestOutcome;
+  /** The HTTP status, for every answer (errors included); absent when no answer came. */
+  readonly statusCode?: number;
+  /** The answer's `X-Consul-Index`. */
+  readonly resultIndex?: bigint;
+  /** The answer's `X-Consul-LastContact`, when it carried one. */
+  readonly lastContactMs?: number;
+  readonly error?: LeaderDiscoveryError;
+}
+
+/** Starts the telemetry of one request; the function it returns ends it (once). */
+export type TrackRequest = (blocking: boolean, index: bigint) => (result: RequestResult) => void;
+
+export const ABORTED: RequestResult = Object.freeze({ outcome: 'aborted' });
+
+/** The result of an answer that was read. */
+export function answered(response: ConsulResponse): RequestResult {
+  const raw = response.headers['x-consul-index'];
+  const resultIndex = readUint64(Array.isArray(raw) ? raw[0] : raw);
+  const hasContact = response.headers['x-consul-lastcontact'] !== undefined;
+  return {
+    outcome: response.status === 404 ? 'not_found' : 'ok',
+    statusCode: response.status,
+    ...(resultIndex === undefined ? {} : { resultIndex }),
+    ...(hasContact ? { lastContactMs: readMeta(response.headers, 0n).lastContactMs } : {}),
+  };
+}
+
+/** The result of a request that failed: in transport, or its answer did not read. */
+export function failed(caught: unknown, response: ConsulResponse | undefined): RequestResult {
+  if (caught instanceof RequestAbortedError) return ABORTED;
+  const error = asLeaderError(caught);
+  const statusCode = response?.status ?? error.status;
+  return { outcome: error.code, error, ...(statusCode === undefined ? {} : { statusCode }) };
+}
+
+/** One non-blocking read, sent and read, its telemetry ended when it is read. */
+export async function trackedRead<T>(
+  track: TrackRequest | undefined,
+  send: () => Promise<ConsulResponse>,
+  read: (response: ConsulResponse) => T,
+): Promise<T> {
+  const end = track?.(false, 0n);
+  let response: ConsulResponse | undefined;
+  try {
+    response = await send();
+    const value = read(response);
+    end?.(answered(response));
+    return value;
+  } catch (caught) {
+    end?.(failed(caught, response));
+    throw caught;
+  }
+}

@@ -124,6 +124,35 @@ describe('diagnostics channels', () => {
     ]);
   });
 
+  it('consul-leader:state publishes the states of the keys of a followed prefix as they change', async () => {
+    const messages: Array<{ key: string; state: { status: string } }> = [];
+    const onState = (message: unknown): void => void messages.push(message as (typeof messages)[number]);
+    diagnostics.subscribe('consul-leader:state', onState);
+    const prefix = `channels-prefix/${Date.now()}/`;
+    const discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
+    try {
+      const seen: number[] = [];
+      // Two pipelines of the same prefix: each key's state is published once, not once per pipeline.
+      const a = discovery.leaders(prefix).subscribe((leaders) => seen.push(leaders.size));
+      const b = discovery.watchPrefix(prefix).subscribe(() => undefined);
+      const session = await createSession(consul);
+      await acquire(consul, `${prefix}a`, session, '{"n":1}');
+      await until('a leads', () => seen.at(-1) === 1);
+      await acquire(consul, `${prefix}b`, session, '{"n":2}');
+      await until('b leads', () => seen.at(-1) === 2);
+      await release(consul, `${prefix}a`, session);
+      await until('a is vacant', () => seen.at(-1) === 1);
+      a.unsubscribe();
+      b.unsubscribe();
+    } finally {
+      discovery.close();
+      diagnostics.unsubscribe('consul-leader:state', onState);
+    }
+    const of = (key: string): string[] => messages.filter((m) => m.key === key).map((m) => m.state.status);
+    expect(of(`${prefix}a`)).toEqual(['leader', 'vacant']);
+    expect(of(`${prefix}b`)).toEqual(['leader']);
+  });
+
   it('nothing is published, and nothing breaks, while no one subscribes', async () => {
     expect(diagnostics.tracingChannel('consul-leader:request').hasSubscribers).toBe(false);
     const discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });

@@ -3,7 +3,7 @@
  * stages of the data path: read scopes (config/), shared streams (streams/), decoding
  * (state/). ARCHITECTURE.md draws the path.
  */
-import { type MonoTypeOperatorFunction, Observable, distinctUntilChanged, map } from 'rxjs';
+import { type MonoTypeOperatorFunction, Observable, distinctUntilChanged, map, tap } from 'rxjs';
 import type { Leader } from '@consul-leader/types';
 import { type ClientSetup, setUpClients } from './config/client.js';
 import {
@@ -18,7 +18,8 @@ import { resolveCoalesce, resolveScope, resolveSplit } from './config/resolve.js
 import { DiscoveryClosedError, asLeaderError } from './errors.js';
 import type { KeyEvent } from './key/key-snapshot.js';
 import { readKeyOnce } from './key/read-once.js';
-import { Telemetry } from './observe/telemetry.js';
+import { type FollowedUnit, Telemetry } from './observe/telemetry.js';
+import type { PrefixEvent } from './prefix/follow-prefix.js';
 import { telemetrySinks } from './observe/sinks.js';
 import { Sessions } from './sessions/sessions.js';
 import { Decoders } from './state/decoders.js';
@@ -107,6 +108,12 @@ export interface LeaderDiscovery {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+const prefixUnit = (scope: ReadScope): FollowedUnit => ({
+  type: 'prefix',
+  key: scope.key,
+  id: scopeId('prefix', scope),
+});
+
 /** A stream of a closed discovery: it completes at once. */
 const ended = <E>(): Observable<E> => new Observable<E>((subscriber) => subscriber.complete());
 
@@ -186,7 +193,7 @@ class Discovery implements LeaderDiscovery {
     return this.shared(this.decoders.pipelineId('watchPrefix', scopeId('prefix', scope), call), () =>
       this.prefixes
         .events(scope)
-        .pipe(this.followingPrefix(scope), toPrefixStates(prefix, this.decoders.mapperOf(call))),
+        .pipe(this.followingPrefix(scope), toPrefixStates(prefix, this.toPrefixKeyStates(scope, call))),
     );
   };
 
@@ -213,7 +220,7 @@ class Discovery implements LeaderDiscovery {
     return this.shared(this.decoders.pipelineId('leaders', scopeId('prefix', scope), call, after), () =>
       this.prefixes
         .events(scope)
-        .pipe(this.followingPrefix(scope), leadersOf(this.decoders.mapperOf(call), after)),
+        .pipe(this.followingPrefix(scope), leadersOf(this.toPrefixKeyStates(scope, call), after)),
     );
   };
 
@@ -267,7 +274,7 @@ class Discovery implements LeaderDiscovery {
   /** The key's events as states of the call's schema, each told to the telemetry. */
   private toStates<T>(scope: ReadScope, call: LeaderOptions<T>): (event: KeyEvent) => LeaderState<T> {
     const toState = this.decoders.mapperOf(call);
-    const unit = { type: 'key', key: scope.key, id: scopeId('key', scope) } as const;
+    const unit: FollowedUnit = { type: 'key', key: scope.key, id: scopeId('key', scope) };
     return (event) => {
       const state = toState(event);
       this.telemetry.keyState(unit, event, state);
@@ -275,9 +282,30 @@ class Discovery implements LeaderDiscovery {
     };
   }
 
-  /** A prefix counted as followed while a pipeline of it is subscribed. */
-  private followingPrefix<E>(scope: ReadScope): MonoTypeOperatorFunction<E> {
-    return this.telemetry.following({ type: 'prefix', key: scope.key, id: scopeId('prefix', scope) });
+  /** A prefix counted as followed while a pipeline of it is subscribed, its reads told. */
+  private followingPrefix(scope: ReadScope): MonoTypeOperatorFunction<PrefixEvent> {
+    const unit = prefixUnit(scope);
+    return (events) =>
+      events.pipe(
+        tap((event) => this.telemetry.prefixEvent(unit, event)),
+        this.telemetry.following(unit),
+      );
+  }
+
+  /** A prefix's keys as states of the call's schema, each new one told (its outages are the prefix's). */
+  private toPrefixKeyStates<T>(
+    scope: ReadScope,
+    call: LeaderOptions<T>,
+  ): (event: KeyEvent) => LeaderState<T> {
+    const toState = this.decoders.mapperOf(call);
+    const unit = prefixUnit(scope);
+    return (event) => {
+      const state = toState(event);
+      if (event.kind !== 'unreachable' && this.telemetry.listening) {
+        this.telemetry.prefixKeyState(unit, event, event.key, state);
+      }
+      return state;
+    };
   }
 
   private scopeOf(key: string, call: LeaderOptions<unknown>): ReadScope {

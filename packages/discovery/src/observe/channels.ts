@@ -61,6 +61,10 @@ export function traceRequest(info: RequestInfo): ((result: RequestResult) => voi
   };
 }
 
+export function stateListened(): boolean {
+  return states.hasSubscribers;
+}
+
 export function publishState(key: string, state: LeaderState<unknown>): void {
   if (states.hasSubscribers) states.publish({ key, state } satisfies StateChannelMessage);
 }

@@ -5,9 +5,10 @@
  * here changes what the streams emit.
  */
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
-import type { LeaderState } from '../state/states.js';
+import type { PrefixEvent } from '../prefix/follow-prefix.js';
+import type { LeaderState, PrefixOutage } from '../state/states.js';
 import { sameState } from '../state/to-state.js';
-import { publishState, traceRequest } from './channels.js';
+import { publishState, stateListened, traceRequest } from './channels.js';
 import type { RequestInfo, RequestKind, RequestResult, TrackRequest } from './requests.js';
 
 /** A key or prefix followed: what `consul_leader.followed` counts. */
@@ -27,13 +28,20 @@ export interface TelemetrySink {
   followed?(unit: FollowedUnit, delta: 1 | -1): void;
   /** A state `watch()` of the unit emits (a key of a prefix: `key` is that key). */
   state?(unit: FollowedUnit, key: string, state: LeaderState<unknown>): void;
+  /**
+   * Whether Consul can be read for the unit: each failed read of it (`attempt` 1, 2, ...),
+   * and `null` once it is read again after failures.
+   */
+  reachable?(unit: FollowedUnit, outage: PrefixOutage | null): void;
 }
 
 interface Followed {
   count: number;
-  /** The last event a state was told for (another pipeline of the same key maps it too). */
-  lastEvent: unknown;
   lastState: LeaderState<unknown> | undefined;
+  /** The unit's last failed read was not followed by a good one. */
+  unreachable: boolean;
+  /** Events already told: the unit's pipelines (leader(), watch(), schemas) map the same events. */
+  readonly told: WeakSet<object>;
 }
 
 export class Telemetry {
@@ -72,20 +80,41 @@ export class Telemetry {
    * A state of a key `unit` mapped from `event`: told once per event (the key's `leader()`
    * and `watch()` map the same events) and once per change (as `watch()` emits).
    */
-  keyState(unit: FollowedUnit, event: unknown, state: LeaderState<unknown>): void {
+  keyState(unit: FollowedUnit, event: object, state: LeaderState<unknown>): void {
     const entry = this.followed.get(unit.id);
-    if (entry) {
-      if (entry.lastEvent === event) return;
-      entry.lastEvent = event;
-      if (entry.lastState && sameState(entry.lastState, state)) return;
-      entry.lastState = state;
-    }
+    if (!firstTime(entry, event)) return;
+    if (entry?.lastState && sameState(entry.lastState, state)) return;
+    if (entry) entry.lastState = state;
     this.tell(unit, unit.key, state);
+    if (state.status === 'unreachable') {
+      this.outage(unit, { error: state.error, attempt: state.attempt, retryInMs: state.retryInMs });
+    } else this.outage(unit, null);
   }
 
-  /** A state of one key of a prefix `unit` (changed since the last one told). */
-  prefixKeyState(unit: FollowedUnit, key: string, state: LeaderState<unknown>): void {
-    this.tell(unit, key, state);
+  /** A prefix unit's event, before it is mapped: whether Consul could be read for it. */
+  prefixEvent(unit: FollowedUnit, event: PrefixEvent): void {
+    if (!firstTime(this.followed.get(unit.id), event)) return;
+    if (event.kind === 'unreachable') {
+      this.outage(unit, { error: event.error, attempt: event.attempt, retryInMs: event.retryInMs });
+    } else this.outage(unit, null);
+  }
+
+  /** The state of one key of a prefix unit, mapped from its (new) snapshot. */
+  prefixKeyState(unit: FollowedUnit, snapshot: object, key: string, state: LeaderState<unknown>): void {
+    // Unchanged keys keep their snapshot objects from answer to answer: told once.
+    if (firstTime(this.followed.get(unit.id), snapshot)) this.tell(unit, key, state);
+  }
+
+  /** Whether anyone listens: without sinks or channel subscribers, states need not be told. */
+  get listening(): boolean {
+    return this.sinks.length > 0 || stateListened();
+  }
+
+  private outage(unit: FollowedUnit, outage: PrefixOutage | null): void {
+    const entry = this.followed.get(unit.id);
+    if (outage === null && !entry?.unreachable) return;
+    if (entry) entry.unreachable = outage !== null;
+    for (const sink of this.sinks) sink.reachable?.(unit, outage);
   }
 
   private tell(unit: FollowedUnit, key: string, state: LeaderState<unknown>): void {
@@ -99,7 +128,7 @@ export class Telemetry {
       entry.count += 1;
       return;
     }
-    this.followed.set(unit.id, { count: 1, lastEvent: undefined, lastState: undefined });
+    this.followed.set(unit.id, { count: 1, lastState: undefined, unreachable: false, told: new WeakSet() });
     for (const sink of this.sinks) sink.followed?.(unit, 1);
   }
 
@@ -111,4 +140,12 @@ export class Telemetry {
     this.followed.delete(unit.id);
     for (const sink of this.sinks) sink.followed?.(unit, -1);
   }
+}
+
+/** Whether `event` is told for the first time to the unit (always, for a unit no longer followed). */
+function firstTime(entry: Followed | undefined, event: object): boolean {
+  if (!entry) return true;
+  if (entry.told.has(event)) return false;
+  entry.told.add(event);
+  return true;
 }

@@ -16,7 +16,12 @@ export type {
   LeaderOptions,
   SplitPrefixesOption,
   TlsValue,
+  LeaderLogger,
+  MeterProviderLike,
+  MetricsOptions,
 } from './config/options.js';
+export type { RequestChannelContext, StateChannelMessage } from './observe/channels.js';
+export type { RequestKind } from './observe/requests.js';
 export type { DecodeOption } from './state/decode.js';
 export type { LeaderHandle } from './state/follow-handle.js';
 export type { LiveObservable } from './state/live.js';

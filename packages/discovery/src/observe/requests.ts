@@ -57,7 +57,13 @@ export function failed(caught: unknown, response: ConsulResponse | undefined): R
   if (caught instanceof RequestAbortedError) return ABORTED;
   const error = asLeaderError(caught);
   const statusCode = response?.status ?? error.status;
-  return { outcome: error.code, error, ...(statusCode === undefined ? {} : { statusCode }) };
+  const contact = response?.headers['x-consul-lastcontact'] !== undefined;
+  return {
+    outcome: error.code,
+    error,
+    ...(statusCode === undefined ? {} : { statusCode }),
+    ...(contact && response ? { lastContactMs: readMeta(response.headers, 0n).lastContactMs } : {}),
+  };
 }
 
 /** One non-blocking read, sent and read, its telemetry ended when it is read. */

@@ -643,3 +643,44 @@ describe('blockingQuery: unsubscribing and aborts', () => {
     expect(read).not.toHaveBeenCalled();
   });
 });
+
+describe('blockingQuery: telling each request (track)', () => {
+  it('tells each request once, with how it ended: ok, not_found, an error code, an unreadable answer, aborted', async () => {
+    const s = script();
+    const told: Array<{
+      blocking: boolean;
+      index: bigint;
+      outcome: string;
+      statusCode?: number;
+      resultIndex?: bigint;
+    }> = [];
+    const track: BlockingQueryOptions<Value>['track'] = (blocking, index) => (result) =>
+      void told.push({
+        blocking,
+        index,
+        outcome: result.outcome,
+        ...(result.statusCode === undefined ? {} : { statusCode: result.statusCode }),
+        ...(result.resultIndex === undefined ? {} : { resultIndex: result.resultIndex }),
+      });
+    const read = (res: ConsulResponse): Value => (res.status === 404 ? { v: 0 } : readJson(res));
+    s.ok(answer({ index: 10, body: { v: 1 } }), answer({ index: 11, status: 404, body: '' }));
+    s.fail(new ConsulUnreachableError('refused', 'connect ECONNREFUSED'));
+    s.ok(
+      answer({ index: 12, status: 403, body: 'Permission denied' }),
+      answer({ index: 13, body: 'not json' }),
+    );
+    const q = start(s, { track, read });
+    await advance(60_000);
+    q.subscription.unsubscribe(); // the read held on the empty queue ends aborted
+    await advance();
+
+    expect(told).toEqual([
+      { blocking: false, index: 0n, outcome: 'ok', statusCode: 200, resultIndex: 10n },
+      { blocking: true, index: 10n, outcome: 'not_found', statusCode: 404, resultIndex: 11n },
+      { blocking: true, index: 11n, outcome: 'CONSUL_UNREACHABLE' },
+      { blocking: false, index: 0n, outcome: 'PERMISSION_DENIED', statusCode: 403 },
+      { blocking: false, index: 0n, outcome: 'INVALID_RESPONSE', statusCode: 200 },
+      { blocking: false, index: 0n, outcome: 'aborted' },
+    ]);
+  });
+});

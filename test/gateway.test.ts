@@ -394,6 +394,38 @@ async function health(url: string): Promise<{ status: number; body: Record<strin
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+/** One sample of Prometheus' text format: `name{label="value",...} value`. */
+interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** A scrape of `/metrics`: its answer, and its samples parsed (comments left out). */
+async function scrape(
+  url: string,
+): Promise<{ status: number; contentType: string | null; text: string; samples: Sample[] }> {
+  const res = await fetch(url);
+  const text = await res.text();
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) throw new Error(`not a sample line: ${line}`);
+    const [, name = '', labelText = '', value = ''] = match;
+    const labels: Record<string, string> = {};
+    for (const [, label = '', escaped = ''] of labelText.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[label] = escaped.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    }
+    samples.push({ name, labels, value: Number(value) });
+  }
+  return { status: res.status, contentType: res.headers.get('content-type'), text, samples };
+}
+
+/** The samples named `name` whose labels include `labels`. */
+const samplesOf = (samples: readonly Sample[], name: string, labels: Record<string, string> = {}): Sample[] =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+
 // ---- the tests
 
 describe('examples/gateway', () => {
@@ -718,7 +750,7 @@ describe('examples/gateway', () => {
     },
   );
 
-  it('main.ts: the CLI flags, the health port, and a graceful stop on SIGTERM', async () => {
+  it('main.ts: the CLI flags, the health port and its /metrics, and a graceful stop on SIGTERM', async () => {
     const MAIN = join(ROOT, 'examples', 'gateway', 'main.ts');
     const run = (...args: string[]): ChildProcess =>
       spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
@@ -775,6 +807,31 @@ describe('examples/gateway', () => {
       body: { backend: 'cli', body: 'payload of c' },
     });
     expect(await health(healthUrl)).toMatchObject({ status: 200, body: { status: 'leader' } });
+
+    // /metrics of the health port: the SDK's OpenTelemetry metrics in Prometheus' text format
+    // (dots become underscores, counters get `_total`, units stay in `# UNIT` comments).
+    const metrics = await scrape(`${healthUrl}/metrics`);
+    expect(metrics.status, metrics.text).toBe(200);
+    expect(metrics.contentType).toMatch(/^text\/plain\b/);
+    expect(metrics.text).toContain('# TYPE consul_leader_requests_total counter');
+    const scope = { otel_scope_name: '@consul-leader/discovery' };
+    const kvReads = samplesOf(metrics.samples, 'consul_leader_requests_total', { ...scope, kind: 'kv' });
+    expect(kvReads.length, metrics.text).toBeGreaterThan(0);
+    expect(kvReads.reduce((sum, s) => sum + s.value, 0)).toBeGreaterThan(0);
+    // The key's first read found nothing (a 404), and it was read again once acquired.
+    expect(samplesOf(kvReads, 'consul_leader_requests_total', { outcome: 'not_found' })).not.toEqual([]);
+    expect(samplesOf(kvReads, 'consul_leader_requests_total', { outcome: 'ok' })).not.toEqual([]);
+    expect(
+      samplesOf(metrics.samples, 'consul_leader_followed').map((s) => [s.labels.type, s.value]),
+      metrics.text,
+    ).toEqual([['key', 1]]);
+    expect(samplesOf(metrics.samples, 'consul_leader_unreachable', scope).map((s) => s.value)).toEqual([0]);
+    expect(
+      samplesOf(metrics.samples, 'consul_leader_changes_total', { status: 'leader' }).map((s) => s.value),
+    ).toEqual([1]);
+    // Every other path and method of the health port is still leaderHealth's.
+    expect((await fetch(`${healthUrl}/metrics`, { method: 'POST' })).status).toBe(405);
+    expect(await health(`${healthUrl}/ready`)).toMatchObject({ status: 200, body: { status: 'leader' } });
 
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);

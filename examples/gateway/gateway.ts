@@ -1,8 +1,8 @@
 /**
  * A gateway to whoever leads a Consul lock key: `createLeaderProxy` (forwarding, waiting
  * for a leader, retries, 421s, upgrades) and `leaderHealth` of `@consul-leader/discovery/http`
- * on two `node:http` servers, with a graceful close. Nothing of a proxy of its own: what it
- * answers when is the SDK's (README.md).
+ * on two `node:http` servers, with a graceful close; the health server can serve `/metrics`
+ * too. Nothing of a proxy of its own: what it answers when is the SDK's (README.md).
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -27,6 +27,12 @@ export interface LeaderGatewayOptions<T> extends LeaderProxyOptions<T> {
   readonly follow?: Omit<LeaderOptions<T>, 'schema'>;
   /** Options of the health server's `leaderHealth()`. */
   readonly health?: LeaderHealthOptions;
+  /**
+   * Answers `GET`/`HEAD /metrics` of the health server (as an OpenTelemetry
+   * `PrometheusExporter`'s `getMetricsRequestHandler`); every other request stays
+   * `leaderHealth()`'s. Default: none, `leaderHealth()` answers every path.
+   */
+  readonly metrics?: http.RequestListener;
   /** On `close()`, how long answers in flight may take before their connections are ended. Default 5 000 ms. */
   readonly graceMs?: number;
 }
@@ -34,7 +40,10 @@ export interface LeaderGatewayOptions<T> extends LeaderProxyOptions<T> {
 export interface LeaderGateway<T> {
   /** The proxy's server (requests and upgrades), not listening yet. */
   readonly server: http.Server;
-  /** The health server (`leaderHealth`), not listening yet: listen on another port, or not at all. */
+  /**
+   * The health server (`leaderHealth`, and `/metrics` with the `metrics` option), not listening
+   * yet: listen on another port, or not at all.
+   */
   readonly health: http.Server;
   /** The handle both route and report with. */
   readonly handle: LeaderHandle<T>;
@@ -47,7 +56,16 @@ export interface LeaderGateway<T> {
 }
 
 export function createLeaderGateway<T>(options: LeaderGatewayOptions<T>): LeaderGateway<T> {
-  const { discovery, key, schema, follow, health: healthOptions, graceMs = 5_000, ...proxyOptions } = options;
+  const {
+    discovery,
+    key,
+    schema,
+    follow,
+    health: healthOptions,
+    metrics,
+    graceMs = 5_000,
+    ...proxyOptions
+  } = options;
   const handle = discovery.follow(key, { ...follow, schema });
   let proxy: LeaderProxy<T>;
   try {
@@ -57,7 +75,12 @@ export function createLeaderGateway<T>(options: LeaderGatewayOptions<T>): Leader
     throw error;
   }
   const server = http.createServer(proxy).on('upgrade', proxy.upgrade);
-  const health = http.createServer(leaderHealth(handle, healthOptions));
+  const healthOf = leaderHealth(handle, healthOptions);
+  const health = http.createServer(
+    metrics === undefined
+      ? healthOf
+      : (req, res) => (isMetricsRequest(req) ? metrics(req, res) : healthOf(req, res)),
+  );
 
   let closing: Promise<void> | undefined;
   const sockets = new Set<Socket>();
@@ -85,4 +108,9 @@ export function createLeaderGateway<T>(options: LeaderGatewayOptions<T>): Leader
     })());
 
   return { server, health, handle, proxy, close };
+}
+
+/** `GET` or `HEAD` of `/metrics` (whatever the query). */
+function isMetricsRequest(req: http.IncomingMessage): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && req.url?.split('?', 1)[0] === '/metrics';
 }

@@ -5,9 +5,13 @@
  *   tsx examples/gateway/main.ts --addr 127.0.0.1:8500 --key service/demo/leader --listen 8080 \
  *     --health-port 8081
  *
- * The leader's descriptor is what examples/contender writes: `{"host","port",...}`.
+ * The leader's descriptor is what examples/contender writes: `{"host","port",...}`. The
+ * health port serves the SDK's OpenTelemetry metrics too, at /metrics in Prometheus' text
+ * format (`PrometheusExporter`).
  */
 import { parseArgs } from 'node:util';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { z } from 'zod';
 import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/discovery';
 import { type LeaderGateway, createLeaderGateway } from './gateway.js';
@@ -22,8 +26,9 @@ const USAGE = `Usage: tsx examples/gateway/main.ts [options]
   --wait-for-leader <dur>   how long a request waits for a leader when there is none,
                             as 2s, 500ms or ms; 0: 503 at once (default: 2s)
   --retry-after <s>         Retry-After of 503/502 answers, in seconds (default: 1)
-  --health-port <port>      serve the leader's health (GET /, any path) on this port
-                            (default: none)
+  --health-port <port>      serve the leader's health (GET /, any path) and the
+                            metrics (GET /metrics, Prometheus' text format) on this
+                            port (default: none)
   --preserve-host           pass the client's Host header on (default: the leader's host:port)
   -h, --help                print this help
 `;
@@ -92,6 +97,11 @@ const Descriptor = z.object({
 
 const log = (line: string): void => console.log(`${new Date().toISOString()} [gateway] ${line}`);
 
+// The SDK's metrics, read at each scrape of /metrics: the exporter is a pull reader with no
+// server of its own (the health server answers its path).
+const exporter = new PrometheusExporter({ preventServerStart: true });
+const meterProvider = new MeterProvider({ readers: [exporter] });
+
 // --addr replaces CONSUL_HTTP_ADDR only: the other CONSUL_* variables (token, TLS) still apply.
 // watchSessions: contenders create their session before campaigning, so a new leader is
 // routed to from the KV answer alone, one round trip sooner.
@@ -100,6 +110,7 @@ let gateway: LeaderGateway<z.output<typeof Descriptor>>;
 try {
   discovery = createLeaderDiscovery({
     watchSessions: true,
+    meterProvider,
     ...(args.addr === undefined ? {} : { env: { ...process.env, CONSUL_HTTP_ADDR: args.addr } }),
   });
   gateway = createLeaderGateway({
@@ -111,6 +122,7 @@ try {
     waitForLeader,
     retryAfterSeconds,
     preserveHost: args['preserve-host'],
+    metrics: (req, res) => exporter.getMetricsRequestHandler(req, res),
   });
 } catch (error) {
   usageError(messageOf(error)); // an invalid --addr or --wait-for-leader
@@ -146,11 +158,16 @@ const stop = (signal: NodeJS.Signals): void => {
   stopping = true;
   log(`${signal}: stopping`);
   setTimeout(() => process.exit(1), 7_000).unref(); // the close's grace is 5 s
-  void gateway.close().then(() => {
-    discovery.close();
-    log('stopped');
-    process.exit(0);
-  });
+  void gateway
+    .close()
+    .then(() => {
+      discovery.close();
+      return meterProvider.shutdown().catch((error) => log(`metrics: ${messageOf(error)}`));
+    })
+    .then(() => {
+      log('stopped');
+      process.exit(0);
+    });
 };
 process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));

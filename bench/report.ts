@@ -8,12 +8,22 @@ import {
   POLL_SPACING_MS,
   type LatencyResult,
   type PhaseResult,
+  USAGE_BLOCKS,
   type WatcherResult,
 } from './latency/case.js';
 import type { WatcherKind } from './latency/protocol.js';
 import { POLL_INTERVAL_MS } from './latency/watchers/poll.js';
+import { METRICS_EXPORT_INTERVAL_MS } from './latency/watchers/sdk.js';
 import type { Change } from './latency/writer.js';
-import { type Interval, type Summary, medianPairedDelta, p50DifferenceInterval, summarize } from './stats.js';
+import {
+  type Interval,
+  type Summary,
+  medianPairedDelta,
+  p50DifferenceInterval,
+  percentile,
+  summarize,
+} from './stats.js';
+import { rng } from '../test/support/rng.js';
 
 /** The SDK's goal for case 1: p50 within this factor of the floor's. */
 export const SDK_P50_TARGET = 1.2;
@@ -24,6 +34,7 @@ const LABELS: Record<WatcherKind, string> = {
   poll: '(c) poll every 1 s: `kv.get` + `session.info`',
   sdk: '(d) SDK `leader()`',
   'sdk-sessions': '(e) SDK `leader()`, `watchSessions: true`',
+  'sdk-metrics': '(f) SDK `leader()`, `meterProvider` (OpenTelemetry SDK, reader every 1 s)',
 };
 
 const ms = (x: number): string => x.toFixed(2);
@@ -167,6 +178,109 @@ function workTable(watchers: readonly WatcherResult[]): string {
   return lines.join('\n');
 }
 
+/**
+ * The ratio of the sums of `a` over those of `b` (paired blocks), with a 95% bootstrap
+ * interval: blocks resampled with replacement, both sums taken on the same resample.
+ */
+function ratioOfSums(a: readonly number[], b: readonly number[], resamples = 2000): Interval | null {
+  const pairs = a.flatMap((x, i) => {
+    const y = b[i];
+    return Number.isFinite(x) && y !== undefined && Number.isFinite(y) ? [[x, y] as const] : [];
+  });
+  if (pairs.length === 0) return null;
+  const ratioOf = (sample: readonly (readonly [number, number])[]): number =>
+    sample.reduce((sum, [x]) => sum + x, 0) / sample.reduce((sum, [, y]) => sum + y, 0);
+  const random = rng(pairs.length);
+  const ratios: number[] = [];
+  for (let r = 0; r < resamples; r += 1) {
+    ratios.push(ratioOf(pairs.map(() => pairs[Math.floor(random() * pairs.length)] as [number, number])));
+  }
+  ratios.sort((p, q) => p - q);
+  return { estimate: ratioOf(pairs), low: percentile(ratios, 2.5), high: percentile(ratios, 97.5) };
+}
+
+/** (f) against (d) over all changes of the main phase: latency, CPU, and what metrics cost. */
+function metricsSection(main: PhaseResult, all: readonly Row[]): string {
+  const none = all.find((r) => r.watcher.kind === 'sdk');
+  const on = all.find((r) => r.watcher.kind === 'sdk-metrics');
+  if (!none?.summary || !on?.summary) return 'Not both (d) and (f) saw changes: no comparison.';
+  const [d, f] = [none.summary, on.summary];
+  const [dw, fw] = [none.watcher, on.watcher];
+  const cpu = ratioOfSums(
+    fw.blocks.map((b) => b.cpuMs),
+    dw.blocks.map((b) => b.cpuMs),
+  );
+  const latency = p50DifferenceInterval(on.latencies, none.latencies);
+  const delta = medianPairedDelta(on.latencies, none.latencies);
+  const exports = Math.round(fw.perChange.metricExports * main.changes.length);
+  const head = [
+    'watcher',
+    'p50 ms',
+    'p99 ms',
+    'thread CPU ms / change',
+    'run-queue wait ms / change',
+    'HTTP requests / change',
+  ];
+  const row = (label: string, s: Summary, w: WatcherResult): string[] => [
+    label,
+    ms(s.p50),
+    ms(s.p99),
+    ms(w.perChange.cpuMs),
+    ms(w.perChange.runQueueMs),
+    w.perChange.requests.toFixed(2),
+  ];
+  const ratioRow = [
+    '**(f) / (d)**',
+    `**${ratio(f.p50, d.p50)}**`,
+    ratio(f.p99, d.p99),
+    `**${ratio(fw.perChange.cpuMs, dw.perChange.cpuMs)}**`,
+    ratio(fw.perChange.runQueueMs, dw.perChange.runQueueMs),
+    ratio(fw.perChange.requests, dw.perChange.requests),
+  ];
+  const blockSize = Math.ceil(main.changes.length / USAGE_BLOCKS);
+  const cpuNoise = cpu
+    ? `95% bootstrap interval ${cpu.low.toFixed(2)}x to ${cpu.high.toFixed(2)}x over ${fw.blocks.length} blocks of ${blockSize} changes`
+    : 'no interval';
+  const noise = (interval: Interval | null, neutral: number, more: string, less: string): string => {
+    if (!interval) return 'no interval';
+    if (interval.low > neutral) return `${more} beyond the run's noise`;
+    if (interval.high < neutral) return `${less} beyond the run's noise`;
+    return "within the run's noise";
+  };
+  const cpuVerdict = noise(cpu, 1, 'more CPU', 'less CPU');
+  const latencyVerdict = noise(latency, 0, 'slower', 'faster');
+  const latencyText = latency
+    ? `${signed(latency.estimate)} ms (95% interval ${signed(latency.low)} to ${signed(latency.high)} ms): ${latencyVerdict}`
+    : 'no change seen by both';
+  const extraUs = (fw.perChange.cpuMs - dw.perChange.cpuMs) * 1000;
+  const extra = `${extraUs >= 0 ? '+' : '−'}${Math.abs(extraUs).toFixed(0)} µs`;
+  const exported =
+    exports > 0
+      ? `its reader exported ${exports} times during the measured changes, each export carrying the SDK's metrics`
+      : "**no export of its reader carried the SDK's metrics: (f) measured no metrics**";
+  return `### OpenTelemetry metrics on: (f) against (d) — ${main.changes.length} changes
+
+(d) has no meter provider registered (OpenTelemetry's global one is the no-op: the SDK
+builds no metrics sink), the default a user gets. (f) is (d) given \`meterProvider\`: a
+\`MeterProvider\` of \`@opentelemetry/sdk-metrics\` with a \`PeriodicExportingMetricReader\`
+that collects every ${METRICS_EXPORT_INTERVAL_MS} ms into an \`InMemoryMetricExporter\` (cumulative), in the
+watcher's thread, so its CPU includes the collections (${exported}). Both
+ran side by side in the same phase, on the same changes. Thread CPU and run-queue wait as in
+"Work per change" below; the CPU ratio's interval comes from the thread's usage read at the
+bounds of ${USAGE_BLOCKS} blocks of consecutive changes.
+
+${markdownTable(head, [row(LABELS.sdk, d, dw), row(LABELS['sdk-metrics'], f, fw), ratioRow])}
+
+- p50 of (f) − p50 of (d): ${latencyText}; median over changes of (f)'s latency − (d)'s: ${signed(delta ?? Number.NaN)} ms.
+- CPU per change of (f) / (d): ${ratio(fw.perChange.cpuMs, dw.perChange.cpuMs)} (${cpuNoise}): ${cpuVerdict}.
+
+**Cost of metrics:** with an OpenTelemetry SDK \`MeterProvider\` and a reader collecting
+every ${METRICS_EXPORT_INTERVAL_MS / 1000} s, the SDK's watcher thread spent ${ms(fw.perChange.cpuMs)} ms of CPU per change against
+${ms(dw.perChange.cpuMs)} ms with no provider registered (${ratio(fw.perChange.cpuMs, dw.perChange.cpuMs)}, ${extra} per change, collections
+included; ${cpuVerdict}), and its p50 latency was ${ms(f.p50)} ms against ${ms(d.p50)} ms
+(${ratio(f.p50, d.p50)}; ${latencyVerdict}).`;
+}
+
 export interface HeaderInput {
   readonly config: BenchConfig;
   readonly environment: Environment;
@@ -237,8 +351,11 @@ better only when the whole interval is below 0.
   writer creates each session (outside the timed part) right before its acquire, so (e) has
   usually read a list naming it by the time the KV answer comes and emits without a session
   read: what it gets every time from contenders that create their session at start-up.
+- (f) (d) with OpenTelemetry metrics on: \`meterProvider\` is a \`MeterProvider\` of
+  \`@opentelemetry/sdk-metrics\` whose \`PeriodicExportingMetricReader\` exports to an
+  \`InMemoryMetricExporter\` every ${METRICS_EXPORT_INTERVAL_MS} ms (see "OpenTelemetry metrics on" below).
 - Main phase: ${main.warmup} warm-up changes, then ${main.changes.length} measured; change k+1 is sent
-  once (a), (b), (d) and (e) all saw change k (or ${config.timeoutMs} ms passed), plus ${GAP_MS}–${2 * GAP_MS} ms.
+  once (a), (b), (d), (e) and (f) all saw change k (or ${config.timeoutMs} ms passed), plus ${GAP_MS}–${2 * GAP_MS} ms.
   It took ${(main.durationMs / 1000).toFixed(1)} s.
 - Polling phase, (c) alone so it never sets the pace: \`setInterval\` every ${POLL_INTERVAL_MS} ms
   doing \`consul.kv.get\` + \`consul.session.info\`; ${poll.changes.length} changes spaced
@@ -249,6 +366,8 @@ better only when the whole interval is below 0.
 Result:
 
 ${verdict(all)}
+
+${metricsSection(main, all)}
 
 ${mainText}
 

@@ -2,8 +2,9 @@
  * Case 1, change-to-emission latency: from the moment a leadership change is
  * sent (right before its PUT is written) to the moment each watcher sees it.
  *
- * Main phase: the floor, the `consul` package's watch and the SDK side by
- * side, each on its own worker thread; change k+1 is sent once every watcher
+ * Main phase: the floor, the `consul` package's watch and the SDK (without a
+ * meter provider, with `watchSessions`, and with OpenTelemetry metrics on) side
+ * by side, each on its own worker thread; change k+1 is sent once every watcher
  * saw change k (or `timeoutMs` passed), plus a short random gap.
  * Poll phase: the once-a-second poller alone, with changes spaced 1.2-1.8 s
  * apart so that it sees each one; it never sets the pace of the main phase.
@@ -13,12 +14,20 @@ import type { Target, WatcherKind } from './protocol.js';
 import { type ClockCheck, type Usage, WatcherThread } from './watcher-thread.js';
 import { type Change, Election, shows } from './writer.js';
 
-export const MAIN_WATCHERS: readonly WatcherKind[] = ['floor', 'consul-watch', 'sdk', 'sdk-sessions'];
+export const MAIN_WATCHERS: readonly WatcherKind[] = [
+  'floor',
+  'consul-watch',
+  'sdk',
+  'sdk-sessions',
+  'sdk-metrics',
+];
 /** After every watcher saw a change: wait GAP_MS to 2 * GAP_MS, so each is blocking again. */
 export const GAP_MS = 10;
 /** Poll phase: changes are this far apart, plus up to POLL_SPACING_JITTER_MS. */
 export const POLL_SPACING_MS = 1_200;
 export const POLL_SPACING_JITTER_MS = 600;
+/** The measured changes are split into this many blocks, each thread's usage read at their bounds. */
+export const USAGE_BLOCKS = 10;
 const START_TIMEOUT_MS = 20_000;
 const SETTLE_MS = 250;
 
@@ -29,8 +38,10 @@ export interface WatcherResult {
   /** Observations that showed no pending change. */
   readonly unexpected: number;
   readonly clock: ClockCheck;
-  /** Over the measured changes, per change: the thread's CPU time and run-queue wait (ms), HTTP requests. */
+  /** Over the measured changes, per change: the thread's CPU time and run-queue wait (ms), HTTP requests, metric exports. */
   readonly perChange: Usage;
+  /** The same per block of consecutive measured changes (USAGE_BLOCKS of them), in order. */
+  readonly blocks: readonly Usage[];
 }
 
 export interface PhaseResult {
@@ -86,9 +97,15 @@ async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
     const changes: Change[] = [];
     const total = warmup + count;
     const started = now();
-    let before: Usage[] = [];
+    const blockSize = Math.max(1, Math.ceil(count / USAGE_BLOCKS));
+    /** Each thread's usage at the bounds of the blocks, and the measured changes done by then. */
+    const marks: { readonly done: number; readonly usage: Usage[] }[] = [];
+    const mark = async (done: number): Promise<void> => {
+      marks.push({ done, usage: await Promise.all(threads.map((thread) => thread.usage())) });
+    };
     for (let i = 1; i <= total; i += 1) {
-      if (i === warmup + 1) before = await Promise.all(threads.map((thread) => thread.usage()));
+      const done = i - warmup - 1;
+      if (done >= 0 && done % blockSize === 0) await mark(done);
       const change = await election.next();
       const seen = await Promise.all(threads.map((thread) => thread.next(shows(change), timeoutMs)));
       if (i > warmup) {
@@ -102,12 +119,22 @@ async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
       await options.pause(change);
     }
     const durationMs = now() - started;
-    const after = await Promise.all(threads.map((thread) => thread.usage()));
-    const perChange = (w: number): Usage => {
+    await mark(count);
+    /** Thread `w`'s usage per change between marks `from` and `to`. */
+    const perChangeBetween = (w: number, from: number, to: number): Usage => {
+      const [a, b] = [marks[from], marks[to]];
+      const changesBetween = (b?.done ?? Number.NaN) - (a?.done ?? Number.NaN);
       const delta = (field: keyof Usage): number =>
-        ((after[w]?.[field] ?? Number.NaN) - (before[w]?.[field] ?? Number.NaN)) / count;
-      return { cpuMs: delta('cpuMs'), runQueueMs: delta('runQueueMs'), requests: delta('requests') };
+        ((b?.usage[w]?.[field] ?? Number.NaN) - (a?.usage[w]?.[field] ?? Number.NaN)) / changesBetween;
+      return {
+        cpuMs: delta('cpuMs'),
+        runQueueMs: delta('runQueueMs'),
+        requests: delta('requests'),
+        metricExports: delta('metricExports'),
+      };
     };
+    const perChange = (w: number): Usage => perChangeBetween(w, 0, marks.length - 1);
+    const blocks = (w: number): Usage[] => marks.slice(1).map((_, m) => perChangeBetween(w, m, m + 1));
     return {
       changes,
       warmup,
@@ -118,6 +145,7 @@ async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
         unexpected: thread.unexpected,
         clock: clocks[w] ?? { offsetMs: Number.NaN, rttMs: Number.NaN },
         perChange: perChange(w),
+        blocks: blocks(w),
       })),
     };
   } finally {

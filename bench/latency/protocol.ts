@@ -1,7 +1,7 @@
 /** What the main thread and a watcher's worker thread say to each other. */
 import type { ThreadTimes } from './thread-times.js';
 
-export type WatcherKind = 'floor' | 'consul-watch' | 'poll' | 'sdk' | 'sdk-sessions';
+export type WatcherKind = 'floor' | 'consul-watch' | 'poll' | 'sdk' | 'sdk-sessions' | 'sdk-metrics';
 
 /** Where a watcher looks: the Consul HTTP API and the leader key. */
 export interface Target {
@@ -18,9 +18,13 @@ export interface WatcherInit extends Target {
 /** What a watcher believes: the session holding the key and the `seq` of its value, or no leader. */
 export type LeaderView = { readonly session: string; readonly seq: number | null } | null;
 
-/** Totals since the thread started: its CPU time and run-queue wait (ms), and HTTP requests sent. */
+/**
+ * Totals since the thread started: its CPU time and run-queue wait (ms), HTTP requests sent,
+ * and, for a watcher with OpenTelemetry metrics on, its reader's exports (0 for the others).
+ */
 export interface Usage extends ThreadTimes {
   readonly requests: number;
+  readonly metricExports: number;
 }
 
 /** What a watcher thread posts besides the messages of every thread (bench/thread.ts). */

@@ -57,7 +57,7 @@ export class WatcherThread extends WatcherThreadBase<FromWatcher, never, Usage> 
 
   /** The thread's totals so far. */
   async usage(): Promise<Usage> {
-    const { cpuMs, runQueueMs, requests } = await this.askUsage();
-    return { cpuMs, runQueueMs, requests };
+    const { cpuMs, runQueueMs, requests, metricExports } = await this.askUsage();
+    return { cpuMs, runQueueMs, requests, metricExports };
   }
 }

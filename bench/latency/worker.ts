@@ -1,8 +1,9 @@
 /**
  * Entry of a watcher's worker thread: starts the watcher named in
  * `workerData`, posts each observation with its timestamp, answers clock
- * pings and usage queries (the thread's CPU time, HTTP requests sent), and
- * stops on request (bench/thread.ts). Loaded through tsx by watcher-thread.ts.
+ * pings and usage queries (the thread's CPU time, HTTP requests sent, metric
+ * exports), and stops on request (bench/thread.ts). Loaded through tsx by
+ * watcher-thread.ts.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { workerData } from 'node:worker_threads';
@@ -13,7 +14,7 @@ import type { FromWatcher, Usage, WatcherInit, WatcherKind } from './protocol.js
 import { startConsulWatch } from './watchers/consul-watch.js';
 import { startFloor } from './watchers/floor.js';
 import { startPoll } from './watchers/poll.js';
-import { startSdk, startSdkWithSessions } from './watchers/sdk.js';
+import { startSdk, startSdkWithMetrics, startSdkWithSessions } from './watchers/sdk.js';
 import type { Watcher, WatcherContext } from './watchers/watcher.js';
 
 const STARTERS: Record<WatcherKind, (context: WatcherContext) => Watcher> = {
@@ -22,6 +23,7 @@ const STARTERS: Record<WatcherKind, (context: WatcherContext) => Watcher> = {
   poll: startPoll,
   sdk: startSdk,
   'sdk-sessions': startSdkWithSessions,
+  'sdk-metrics': startSdkWithMetrics,
 };
 
 const thread = threadPort<FromWatcher, Usage>('bench/latency/worker.ts');
@@ -42,4 +44,7 @@ const watcher = STARTERS[init.kind]({
   fail: thread.fail,
 });
 
-thread.serve({ usage: () => ({ ...threadTimes(), requests }), stop: () => watcher.stop() });
+thread.serve({
+  usage: () => ({ ...threadTimes(), requests, metricExports: watcher.metricExports?.() ?? 0 }),
+  stop: () => watcher.stop(),
+});

@@ -12,4 +12,6 @@ export interface WatcherContext {
 export interface Watcher {
   /** Stops following the key and closes every socket. */
   stop(): Promise<void>;
+  /** A watcher with OpenTelemetry metrics on: its reader's exports so far that carried the SDK's metrics. */
+  metricExports?(): number;
 }

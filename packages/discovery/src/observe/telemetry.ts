@@ -35,6 +35,9 @@ export interface TelemetrySink {
   reachable?(unit: FollowedUnit, outage: PrefixOutage | null): void;
 }
 
+/** The end of a request no one is told of. */
+const IGNORED = (): void => undefined;
+
 interface Followed {
   count: number;
   lastState: LeaderState<unknown> | undefined;
@@ -53,8 +56,10 @@ export class Telemetry {
   requests(kind: RequestKind, key: string): TrackRequest {
     return (blocking, index) => {
       const info: RequestInfo = { kind, key, blocking, index };
-      const started = performance.now();
       const traced = traceRequest(info);
+      // No sink and no subscriber: nothing to build per request.
+      if (this.sinks.length === 0 && !traced) return IGNORED;
+      const started = performance.now();
       return (result) => {
         const durationMs = performance.now() - started;
         for (const sink of this.sinks) sink.request?.(info, result, durationMs);

@@ -32,6 +32,9 @@ TESTS=(
   test/routing-dispatcher.test.ts
   test/routing-proxy.test.ts
   test/routing-proxy-websocket.test.ts
+  test/observability-channels.test.ts
+  test/observability-logger.test.ts
+  test/observability-metrics.test.ts
   test/cli/
 )
 for t in "${TESTS[@]}"; do

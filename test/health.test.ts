@@ -6,8 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type Consul from 'consul';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   createLeaderDiscovery,
@@ -15,27 +14,13 @@ import {
   NoLeaderError as MainNoLeaderError,
 } from '@consul-leader/discovery';
 import { type LeaderHealthBody, NoLeaderError, leaderHealth } from '@consul-leader/discovery/http';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { type ConsulProxy, startProxy } from './support/proxy.js';
-import { acquire, consulClient, createSession, release } from './support/contender.js';
+import { useAgent } from './support/agent.js';
+import { acquire, createSession, release } from './support/contender.js';
 import { until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string(), port: z.number() });
-let agent: ConsulAgent;
-let consul: Consul;
-let proxy: ConsulProxy;
-let n = 0;
-const uniqueKey = (): string => `health/t${++n}-${Date.now()}/leader`;
-
-beforeAll(async () => {
-  agent = await startConsulAgent();
-  consul = consulClient(agent.address);
-  proxy = await startProxy({ host: agent.host, port: agent.port });
-});
-afterAll(async () => {
-  await proxy?.close();
-  await agent?.destroy();
-});
+const env = useAgent({ proxy: true });
+const uniqueKey = (): string => env.uniqueKey('health');
 
 async function serve(handler: ReturnType<typeof leaderHealth>): Promise<{ url: string; server: Server }> {
   const server = createServer(handler);
@@ -50,7 +35,7 @@ const get = async (url: string): Promise<{ status: number; body: LeaderHealthBod
 
 describe('handle.state and leaderHealth()', () => {
   it('200 with the leader, 503 while vacant; handle.state follows watch()', async () => {
-    const discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
+    const discovery = createLeaderDiscovery({ consul: { host: env.agent.host, port: env.agent.port } });
     const key = uniqueKey();
     using handle = discovery.follow(key, { schema: Node });
     const { url, server } = await serve(leaderHealth(handle));
@@ -67,8 +52,8 @@ describe('handle.state and leaderHealth()', () => {
         consul: { knownLeader: true },
       });
 
-      const session = await createSession(consul, { name: 'db-1' });
-      await acquire(consul, key, session, JSON.stringify({ host: 'db-1', port: 5432 }));
+      const session = await createSession(env.consul, { name: 'db-1' });
+      await acquire(env.consul, key, session, JSON.stringify({ host: 'db-1', port: 5432 }));
       await until('the leader', () => handle.state?.status === 'leader');
       const up = await get(url);
       expect(up.status).toBe(200);
@@ -80,7 +65,7 @@ describe('handle.state and leaderHealth()', () => {
       });
       expect(Date.parse(up.body.since)).toBeGreaterThan(Date.parse(vacant.body.since) - 1);
 
-      await release(consul, key, session);
+      await release(env.consul, key, session);
       await until('vacant again', () => handle.state?.status === 'vacant');
       expect((await get(url)).status).toBe(503);
       expect((await fetch(url, { method: 'POST' })).status).toBe(405);
@@ -94,35 +79,35 @@ describe('handle.state and leaderHealth()', () => {
 
   it('while Consul cannot be read: 200 with the kept leader by default, or unreachableStatus', async () => {
     const discovery = createLeaderDiscovery({
-      consul: { host: proxy.host, port: proxy.port },
+      consul: { host: env.proxy.host, port: env.proxy.port },
       // A short wait: the blocking read in flight when the fault starts ends soon.
       wait: '1s',
       retry: { initialDelayMs: 50, maxDelayMs: 100 },
     });
     const key = uniqueKey();
-    const session = await createSession(consul, { name: 'db-2' });
-    await acquire(consul, key, session, JSON.stringify({ host: 'db-2', port: 1 }));
+    const session = await createSession(env.consul, { name: 'db-2' });
+    await acquire(env.consul, key, session, JSON.stringify({ host: 'db-2', port: 1 }));
     using handle = discovery.follow(key, { schema: Node });
     const lenient = await serve(leaderHealth(handle));
     const strict = await serve(leaderHealth(handle, { unreachableStatus: 503 }));
     try {
       await handle.ready();
       expect((await get(lenient.url)).status).toBe(200);
-      proxy.rule = () => ({ action: 'reset' });
+      env.proxy.rule = () => ({ action: 'reset' });
       await until('unreachable', () => handle.state?.status === 'unreachable');
       const kept = await get(lenient.url);
       expect(kept.status).toBe(200);
       expect(kept.body).toMatchObject({ status: 'unreachable', leader: { sessionId: session } });
       expect((await get(strict.url)).status).toBe(503);
-      proxy.rule = undefined;
+      env.proxy.rule = undefined;
       await until('read again', () => handle.state?.status === 'leader');
       expect((await get(strict.url)).status).toBe(200);
       // The endpoint holds no subscription of its own: closing the handle ends the key's query.
       handle.close();
-      await until('the query ended', () => proxy.inFlight(`/v1/kv/${key}`) === 0);
+      await until('the query ended', () => env.proxy.inFlight(`/v1/kv/${key}`) === 0);
       expect(handle.state).toBeUndefined();
     } finally {
-      proxy.rule = undefined;
+      env.proxy.rule = undefined;
       lenient.server.close();
       strict.server.close();
       discovery.close();
@@ -130,10 +115,10 @@ describe('handle.state and leaderHealth()', () => {
   });
 
   it('a descriptor JSON cannot write does not break the endpoint', async () => {
-    const discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
+    const discovery = createLeaderDiscovery({ consul: { host: env.agent.host, port: env.agent.port } });
     const key = uniqueKey();
-    const session = await createSession(consul, { name: 'deep' });
-    await acquire(consul, key, session, '['.repeat(3000) + ']'.repeat(3000));
+    const session = await createSession(env.consul, { name: 'deep' });
+    await acquire(env.consul, key, session, '['.repeat(3000) + ']'.repeat(3000));
     using handle = discovery.follow(key);
     const { url, server } = await serve(leaderHealth(handle));
     try {

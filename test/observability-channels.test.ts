@@ -5,13 +5,12 @@
  * `consul-leader:state` publishes each state a followed key changes to.
  */
 import diagnostics from 'node:diagnostics_channel';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type Consul from 'consul';
+import { describe, expect, it } from 'vitest';
 import { bigintReplacer } from '@consul-leader/types';
 import { createLeaderDiscovery } from '@consul-leader/discovery';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { type ConsulProxy, type ProxiedRequest, startProxy } from './support/proxy.js';
-import { acquire, consulClient, createSession, release } from './support/contender.js';
+import { useAgent } from './support/agent.js';
+import type { ProxiedRequest } from './support/proxy.js';
+import { acquire, createSession, release } from './support/contender.js';
 import { until } from './support/recorder.js';
 
 interface RequestContext {
@@ -26,19 +25,7 @@ interface RequestContext {
 
 const TOKEN = 'b1f5c3a0-7c1e-4c9a-9d7e-0123456789ab';
 
-let agent: ConsulAgent;
-let consul: Consul;
-let proxy: ConsulProxy;
-
-beforeAll(async () => {
-  agent = await startConsulAgent();
-  consul = consulClient(agent.address);
-  proxy = await startProxy({ host: agent.host, port: agent.port });
-});
-afterAll(async () => {
-  await proxy?.close();
-  await agent?.destroy();
-});
+const env = useAgent({ proxy: true });
 
 /** The kind of read a request the proxy saw was. */
 function kindOf(req: ProxiedRequest): string {
@@ -68,19 +55,19 @@ describe('diagnostics channels', () => {
 
     const key = `channels/${Date.now()}/leader`;
     const discovery = createLeaderDiscovery({
-      consul: { host: proxy.host, port: proxy.port },
+      consul: { host: env.proxy.host, port: env.proxy.port },
       token: TOKEN,
       wait: '2s',
     });
-    const before = proxy.requests.length;
+    const before = env.proxy.requests.length;
     try {
       const seen: Array<string | null> = [];
       const subscription = discovery.leader(key).subscribe((leader) => seen.push(leader?.session.id ?? null));
       await until('the first answer', () => seen.length === 1);
-      const session = await createSession(consul);
-      await acquire(consul, key, session, '{"host":"10.0.0.1"}');
+      const session = await createSession(env.consul);
+      await acquire(env.consul, key, session, '{"host":"10.0.0.1"}');
       await until('the leader', () => seen.at(-1) === session);
-      await release(consul, key, session);
+      await release(env.consul, key, session);
       await until('vacant again', () => seen.at(-1) === null);
       await discovery.current(key);
       subscription.unsubscribe();
@@ -92,7 +79,7 @@ describe('diagnostics channels', () => {
     }
 
     // Every request the proxy answered has its context, with the same kind, key, index and status.
-    const proxied = proxy.requests.slice(before).filter((r) => r.status !== undefined);
+    const proxied = env.proxy.requests.slice(before).filter((r) => r.status !== undefined);
     // In the order they were sent (the contexts are completed in place at their end).
     expect(new Set(ended)).toEqual(new Set(started));
     const answered = started.filter((ctx) => ctx.statusCode !== undefined);
@@ -129,18 +116,18 @@ describe('diagnostics channels', () => {
     const onState = (message: unknown): void => void messages.push(message as (typeof messages)[number]);
     diagnostics.subscribe('consul-leader:state', onState);
     const prefix = `channels-prefix/${Date.now()}/`;
-    const discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
+    const discovery = createLeaderDiscovery({ consul: { host: env.agent.host, port: env.agent.port } });
     try {
       const seen: number[] = [];
       // Two pipelines of the same prefix: each key's state is published once, not once per pipeline.
       const a = discovery.leaders(prefix).subscribe((leaders) => seen.push(leaders.size));
       const b = discovery.watchPrefix(prefix).subscribe(() => undefined);
-      const session = await createSession(consul);
-      await acquire(consul, `${prefix}a`, session, '{"n":1}');
+      const session = await createSession(env.consul);
+      await acquire(env.consul, `${prefix}a`, session, '{"n":1}');
       await until('a leads', () => seen.at(-1) === 1);
-      await acquire(consul, `${prefix}b`, session, '{"n":2}');
+      await acquire(env.consul, `${prefix}b`, session, '{"n":2}');
       await until('b leads', () => seen.at(-1) === 2);
-      await release(consul, `${prefix}a`, session);
+      await release(env.consul, `${prefix}a`, session);
       await until('a is vacant', () => seen.at(-1) === 1);
       a.unsubscribe();
       b.unsubscribe();
@@ -155,7 +142,7 @@ describe('diagnostics channels', () => {
 
   it('nothing is published, and nothing breaks, while no one subscribes', async () => {
     expect(diagnostics.tracingChannel('consul-leader:request').hasSubscribers).toBe(false);
-    const discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
+    const discovery = createLeaderDiscovery({ consul: { host: env.agent.host, port: env.agent.port } });
     try {
       expect(await discovery.current(`channels/${Date.now()}/none`)).toBeNull();
     } finally {

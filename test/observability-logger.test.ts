@@ -4,8 +4,7 @@
  * `warn`, each distinct invalid value one `warn`, and leader changes `debug` lines. No line
  * carries the token or the basic-auth credential the discovery sends.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type Consul from 'consul';
+import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   type LeaderDiscovery,
@@ -14,10 +13,11 @@ import {
   type RetryPolicy,
   createLeaderDiscovery,
 } from '@consul-leader/discovery';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { acquire, consulClient, createSession, release } from './support/contender.js';
-import { type ConsulProxy, type ProxiedRequest, startProxy } from './support/proxy.js';
-import { type Recorder, delay, record, until } from './support/recorder.js';
+import { useAgent } from './support/agent.js';
+import { acquire, createSession, release } from './support/contender.js';
+import type { ConsulProxy, ProxiedRequest } from './support/proxy.js';
+import { type Recorder, record, until } from './support/recorder.js';
+import { failOnUnhandledRejections } from './support/unhandled.js';
 
 const Node = z.object({ host: z.string() });
 type State = LeaderState<z.output<typeof Node>>;
@@ -42,38 +42,18 @@ const RETRIES = 20;
 const TOKEN = 'f00dbabe-5ec2-4e7a-8000-0123456789ab';
 const PASSWORD = 'hunter2-basic-auth';
 
-let agent: ConsulAgent;
-let consul: Consul;
-let proxy: ConsulProxy;
-let n = 0;
-const uniqueKey = (): string => `observability-logger/t${++n}-${Date.now()}/leader`;
+const env = useAgent({ proxy: true });
+const uniqueKey = (): string => env.uniqueKey('observability-logger');
 const kvPath = (key: string): string => `/v1/kv/${key}`;
-const kvRequests = (key: string): ProxiedRequest[] => proxy.requests.filter((r) => r.path === kvPath(key));
+const kvRequests = (key: string): ProxiedRequest[] =>
+  env.proxy.requests.filter((r) => r.path === kvPath(key));
 
 const discoveries: LeaderDiscovery[] = [];
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
 
-beforeAll(async () => {
-  process.on('unhandledRejection', onUnhandled);
-  agent = await startConsulAgent();
-  consul = consulClient(agent.address);
-  proxy = await startProxy(agent);
-});
-
-afterAll(async () => {
-  process.off('unhandledRejection', onUnhandled);
-  await proxy?.close();
-  await agent?.destroy();
-});
-
-afterEach(async () => {
-  proxy.rule = undefined;
+failOnUnhandledRejections();
+afterEach(() => {
+  env.proxy.rule = undefined;
   for (const discovery of discoveries.splice(0)) discovery.close();
-  await delay(50);
-  expect(unhandled.splice(0)).toEqual([]);
 });
 
 /** A logger that records every line (as pino would get it). */
@@ -96,7 +76,7 @@ function recordingLogger(): LeaderLogger & { lines: Line[]; of(level: Level): Li
 
 function discoveryWith(logger: LeaderLogger): LeaderDiscovery {
   const discovery = createLeaderDiscovery({
-    consul: { host: proxy.host, port: proxy.port },
+    consul: { host: env.proxy.host, port: env.proxy.port },
     wait: '2s',
     requestTimeout: '2s',
     retry: RETRY,
@@ -114,8 +94,8 @@ async function ledKey(
   value: string = JSON.stringify({ host: 'a' }),
 ): Promise<{ key: string; session: string; states: Recorder<State> }> {
   const key = uniqueKey();
-  const session = await createSession(consul, { name: 'a' });
-  expect(await acquire(consul, key, session, value)).toBe(true);
+  const session = await createSession(env.consul, { name: 'a' });
+  expect(await acquire(env.consul, key, session, value)).toBe(true);
   const states = record(discoveryWith(logger).watch(key, { schema: Node }));
   await states.next((s) => s.status !== 'unreachable');
   await blockedRead(key);
@@ -125,7 +105,7 @@ async function ledKey(
 const blockedRead = (key: string): Promise<void> =>
   until(
     'a blocking read in flight',
-    () => proxy.inFlight(kvPath(key)) === 1 && kvRequests(key).at(-1)?.query.has('index') === true,
+    () => env.proxy.inFlight(kvPath(key)) === 1 && kvRequests(key).at(-1)?.query.has('index') === true,
   );
 
 /**
@@ -138,8 +118,8 @@ async function startFault(
   fault: NonNullable<ConsulProxy['rule']>,
   wakeValue: string,
 ): Promise<void> {
-  proxy.rule = (req) => (req.path === kvPath(key) ? fault(req) : undefined);
-  expect(await acquire(consul, key, session, wakeValue)).toBe(true);
+  env.proxy.rule = (req) => (req.path === kvPath(key) ? fault(req) : undefined);
+  expect(await acquire(env.consul, key, session, wakeValue)).toBe(true);
 }
 
 /** Every line's text, its descriptors and errors included (bigints as strings). */
@@ -154,7 +134,7 @@ describe('the logger option', () => {
     await startFault(key, session, () => ({ action: 'reset' }), JSON.stringify({ host: 'a', woken: 1 }));
     // The answer is checked where the recorder gets it: the rule is lifted before the next retry.
     await states.next((s) => s.status === 'unreachable' && s.attempt >= RETRIES, { from });
-    proxy.rule = undefined;
+    env.proxy.rule = undefined;
     await states.next((s) => s.status === 'leader', { from: states.values.length });
 
     const failures = states.values.filter((s) => s.status === 'unreachable');
@@ -221,7 +201,7 @@ describe('the logger option', () => {
       JSON.stringify({ host: 'a', woken: 2 }),
     );
     await states.next((s) => s.status === 'unreachable' && s.attempt >= 5, { from });
-    proxy.rule = undefined;
+    env.proxy.rule = undefined;
     await states.next((s) => s.status === 'leader', { from: states.values.length });
 
     const denials = states.values.filter((s) => s.status === 'unreachable');
@@ -256,7 +236,7 @@ describe('the logger option', () => {
     expect(states.values.at(-1)).toMatchObject({ status: 'invalid', raw: 'not json' });
     const write = async (value: string): Promise<void> => {
       const from = states.values.length;
-      expect(await acquire(consul, key, session, value)).toBe(true);
+      expect(await acquire(env.consul, key, session, value)).toBe(true);
       await states.next((s) => s.status === 'invalid' && s.raw === value, { from });
     };
     await write('{"host": 7}');
@@ -283,15 +263,15 @@ describe('the logger option', () => {
     const logger = recordingLogger();
     const { key, session: a, states } = await ledKey(logger);
     let from = states.values.length;
-    expect(await release(consul, key, a)).toBe(true);
+    expect(await release(env.consul, key, a)).toBe(true);
     await states.next((s) => s.status === 'vacant', { from });
-    const b = await createSession(consul, { name: 'b' });
+    const b = await createSession(env.consul, { name: 'b' });
     from = states.values.length;
-    expect(await acquire(consul, key, b, JSON.stringify({ host: 'b' }))).toBe(true);
+    expect(await acquire(env.consul, key, b, JSON.stringify({ host: 'b' }))).toBe(true);
     await states.next((s) => s.status === 'leader' && s.leader.session.id === b, { from });
     // The same leader writing its descriptor again: no line.
     from = states.values.length;
-    expect(await acquire(consul, key, b, JSON.stringify({ host: 'b', port: 1 }))).toBe(true);
+    expect(await acquire(env.consul, key, b, JSON.stringify({ host: 'b', port: 1 }))).toBe(true);
     await states.next((s) => s.status === 'leader' && s.leader.session.id === b, { from });
 
     expect(logger.of('debug').map((line) => [line.obj.state, line.obj.sessionId, line.obj.reason])).toEqual([
@@ -313,15 +293,15 @@ describe('the logger option', () => {
       throw new Error('broken logger');
     };
     const key = uniqueKey();
-    const session = await createSession(consul, { name: 'a' });
-    expect(await acquire(consul, key, session, 'not json')).toBe(true);
+    const session = await createSession(env.consul, { name: 'a' });
+    expect(await acquire(env.consul, key, session, 'not json')).toBe(true);
     const states = record(
       discoveryWith({ debug: throwing, info: throwing, warn: throwing, error: throwing }).watch(key, {
         schema: Node,
       }),
     );
     await states.next((s) => s.status === 'invalid');
-    expect(await acquire(consul, key, session, JSON.stringify({ host: 'a' }))).toBe(true);
+    expect(await acquire(env.consul, key, session, JSON.stringify({ host: 'a' }))).toBe(true);
     await states.next((s) => s.status === 'leader');
     expect(states.errors).toEqual([]);
   });

@@ -11,8 +11,7 @@ import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type Consul from 'consul';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type Observable, map } from 'rxjs';
 import { z } from 'zod';
 import { metrics } from '@opentelemetry/api';
@@ -32,10 +31,11 @@ import {
   type RetryPolicy,
   createLeaderDiscovery,
 } from '@consul-leader/discovery';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { acquire, consulClient, createSession, release } from './support/contender.js';
-import { type ConsulProxy, type FaultRule, type ProxiedRequest, startProxy } from './support/proxy.js';
+import { useAgent } from './support/agent.js';
+import { acquire, createSession, release } from './support/contender.js';
+import type { FaultRule, ProxiedRequest } from './support/proxy.js';
 import { type Recorder, delay, record, until } from './support/recorder.js';
+import { failOnUnhandledRejections } from './support/unhandled.js';
 
 const Node = z.object({ host: z.string() });
 type State = LeaderState<z.output<typeof Node>>;
@@ -92,42 +92,22 @@ const consul = { host: process.env.PROXY_HOST, port: Number(process.env.PROXY_PO
 })();
 `;
 
-let agent: ConsulAgent;
-let consul: Consul;
-let proxy: ConsulProxy;
-let n = 0;
-const uniqueKey = (): string => `observability-metrics/t${++n}-${Date.now()}/leader`;
-const uniquePrefix = (): string => `observability-metrics/p${++n}-${Date.now()}/`;
+const env = useAgent({ proxy: true });
+const uniqueKey = (): string => env.uniqueKey('observability-metrics');
+const uniquePrefix = (): string => env.uniquePrefix('observability-metrics');
 const kvPath = (key: string): string => `/v1/kv/${key}`;
-const kvRequests = (key: string): ProxiedRequest[] => proxy.requests.filter((r) => r.path === kvPath(key));
+const kvRequests = (key: string): ProxiedRequest[] =>
+  env.proxy.requests.filter((r) => r.path === kvPath(key));
 
 const discoveries: LeaderDiscovery[] = [];
 const providers: MeterProvider[] = [];
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
 
-beforeAll(async () => {
-  process.on('unhandledRejection', onUnhandled);
-  agent = await startConsulAgent();
-  consul = consulClient(agent.address);
-  proxy = await startProxy(agent);
-});
-
-afterAll(async () => {
-  process.off('unhandledRejection', onUnhandled);
-  await proxy?.close();
-  await agent?.destroy();
-});
-
+failOnUnhandledRejections();
 afterEach(async () => {
-  proxy.rule = undefined;
+  env.proxy.rule = undefined;
   metrics.disable();
   for (const discovery of discoveries.splice(0)) discovery.close();
   for (const provider of providers.splice(0)) await provider.shutdown();
-  await delay(50);
-  expect(unhandled.splice(0)).toEqual([]);
 });
 
 /** A reader collected on demand (cumulative: each value is the total since the start). */
@@ -168,7 +148,7 @@ function meterProvider(): Metered {
 
 function discoveryWith(options: Partial<LeaderDiscoveryOptions>): LeaderDiscovery {
   const discovery = createLeaderDiscovery({
-    consul: { host: proxy.host, port: proxy.port },
+    consul: { host: env.proxy.host, port: env.proxy.port },
     // Long: a blocked read ends only when the test changes the key (or unsubscribes).
     wait: '10s',
     requestTimeout: '2s',
@@ -237,15 +217,15 @@ const timed = (states: Observable<State>): Observable<Timed> =>
 const blockedRead = (key: string): Promise<void> =>
   until(
     'a blocking read in flight',
-    () => proxy.inFlight(kvPath(key)) === 1 && kvRequests(key).at(-1)?.query.has('index') === true,
+    () => env.proxy.inFlight(kvPath(key)) === 1 && kvRequests(key).at(-1)?.query.has('index') === true,
   );
 
 describe('OpenTelemetry metrics', () => {
   it('equal what the proxy counted and what the test did, instrument by instrument', async () => {
     const { provider, collect } = meterProvider();
     const key = uniqueKey();
-    const a = await createSession(consul, { name: 'a' });
-    expect(await acquire(consul, key, a, JSON.stringify({ host: 'a' }))).toBe(true);
+    const a = await createSession(env.consul, { name: 'a' });
+    expect(await acquire(env.consul, key, a, JSON.stringify({ host: 'a' }))).toBe(true);
     const discovery = discoveryWith({ meterProvider: provider });
     // Three subscribers of the key (two pipelines): each state counts once.
     const states: Recorder<Timed> = record(timed(discovery.watch(key, { schema: Node })));
@@ -261,14 +241,14 @@ describe('OpenTelemetry metrics', () => {
     expect(numbers(collected, 'consul_leader.unreachable').map((p) => p.value)).toEqual([0]);
 
     // A change: the leader writes another descriptor.
-    expect(await acquire(consul, key, a, JSON.stringify({ host: 'a2' }))).toBe(true);
+    expect(await acquire(env.consul, key, a, JSON.stringify({ host: 'a2' }))).toBe(true);
     await states.next(({ state }) => state.status === 'leader' && state.leader.node.host === 'a2');
     await blockedRead(key);
 
     /** Fails the key's reads from now on; the leader's write wakes the blocked read into it. */
     const fault = async (rule: NonNullable<FaultRule>, host: string): Promise<void> => {
-      proxy.rule = (req) => (req.path === kvPath(key) ? rule(req) : undefined);
-      expect(await acquire(consul, key, a, JSON.stringify({ host }))).toBe(true);
+      env.proxy.rule = (req) => (req.path === kvPath(key) ? rule(req) : undefined);
+      expect(await acquire(env.consul, key, a, JSON.stringify({ host }))).toBe(true);
     };
     const expectUnreachableGauge = async (value: number): Promise<void> => {
       collected = await collect();
@@ -284,7 +264,7 @@ describe('OpenTelemetry metrics', () => {
     }, 'a3');
     await states.next(({ state }) => state.status === 'unreachable' && state.attempt >= 5, { from });
     await expectUnreachableGauge(1);
-    proxy.rule = undefined;
+    env.proxy.rule = undefined;
     await states.next(({ state }) => state.status === 'leader', { from: states.values.length });
     await expectUnreachableGauge(0);
     await blockedRead(key);
@@ -306,18 +286,18 @@ describe('OpenTelemetry metrics', () => {
       { from },
     );
     await expectUnreachableGauge(1);
-    proxy.rule = undefined;
+    env.proxy.rule = undefined;
     await states.next(({ state }) => state.status === 'leader', { from: states.values.length });
     await expectUnreachableGauge(0);
     await blockedRead(key);
 
     // A vacancy: the leader releases, another session acquires VACANCY_MS later.
     from = states.values.length;
-    expect(await release(consul, key, a)).toBe(true);
+    expect(await release(env.consul, key, a)).toBe(true);
     const vacant = await states.next(({ state }) => state.status === 'vacant', { from });
     await delay(VACANCY_MS);
-    const b = await createSession(consul, { name: 'b' });
-    expect(await acquire(consul, key, b, JSON.stringify({ host: 'b' }))).toBe(true);
+    const b = await createSession(env.consul, { name: 'b' });
+    expect(await acquire(env.consul, key, b, JSON.stringify({ host: 'b' }))).toBe(true);
     const next = await states.next(
       ({ state }) => state.status === 'leader' && state.leader.session.id === b,
       { from },
@@ -333,7 +313,7 @@ describe('OpenTelemetry metrics', () => {
     states.unsubscribe();
     again.unsubscribe();
     leaders.unsubscribe();
-    await until('no read in flight', () => proxy.inFlight('/v1/') === 0);
+    await until('no read in flight', () => env.proxy.inFlight('/v1/') === 0);
     await delay(100);
     collected = await collect();
 
@@ -349,7 +329,7 @@ describe('OpenTelemetry metrics', () => {
     // consul_leader.requests: the proxy's log, by kind, blocking and outcome.
     const expected: Record<string, number> = {};
     const expectedReads: Record<string, number> = {};
-    for (const request of proxy.requests) {
+    for (const request of env.proxy.requests) {
       const ours = [kvPath(key), `/v1/session/info/${a}`, `/v1/session/info/${b}`];
       if (!ours.includes(request.path)) continue;
       const outcome =
@@ -418,13 +398,13 @@ describe('OpenTelemetry metrics', () => {
     const { provider, collect } = meterProvider();
     const fresh = uniqueKey();
     const stale = uniqueKey();
-    const session = await createSession(consul);
-    expect(await acquire(consul, fresh, session, JSON.stringify({ host: 'fresh' }))).toBe(true);
-    expect(await acquire(consul, stale, session, JSON.stringify({ host: 'stale' }))).toBe(true);
+    const session = await createSession(env.consul);
+    expect(await acquire(env.consul, fresh, session, JSON.stringify({ host: 'fresh' }))).toBe(true);
+    expect(await acquire(env.consul, stale, session, JSON.stringify({ host: 'stale' }))).toBe(true);
     // The stale key's answers say the server last heard from the Raft leader 1,250 ms ago; a
     // key read once (current()) answers 404 with a 9 s last contact.
     const other = uniqueKey();
-    proxy.rule = (req) => {
+    env.proxy.rule = (req) => {
       if (req.path === kvPath(stale)) {
         return {
           action: 'forward',
@@ -468,10 +448,10 @@ describe('OpenTelemetry metrics', () => {
     const { provider, collect } = meterProvider();
     const prefix = uniquePrefix();
     const [first, second] = [`${prefix}a`, `${prefix}b`];
-    const a = await createSession(consul, { name: 'a' });
-    const c = await createSession(consul, { name: 'c' });
-    expect(await acquire(consul, first, a, JSON.stringify({ host: 'a' }))).toBe(true);
-    expect(await acquire(consul, second, c, JSON.stringify({ host: 'c' }))).toBe(true);
+    const a = await createSession(env.consul, { name: 'a' });
+    const c = await createSession(env.consul, { name: 'c' });
+    expect(await acquire(env.consul, first, a, JSON.stringify({ host: 'a' }))).toBe(true);
+    expect(await acquire(env.consul, second, c, JSON.stringify({ host: 'c' }))).toBe(true);
     const discovery = discoveryWith({ meterProvider: provider, metrics: { perKey: true } });
     const states = record(
       discovery
@@ -485,7 +465,8 @@ describe('OpenTelemetry metrics', () => {
     await states.next(({ state }) => leaderOf(state, first) === a && leaderOf(state, second) === c);
     await until(
       'a blocking read in flight',
-      () => proxy.inFlight(kvPath(prefix)) === 1 && kvRequests(prefix).at(-1)?.query.has('index') === true,
+      () =>
+        env.proxy.inFlight(kvPath(prefix)) === 1 && kvRequests(prefix).at(-1)?.query.has('index') === true,
     );
     const unreachableGauge = async (): Promise<number[]> =>
       numbers(await collect(), 'consul_leader.unreachable').map((p) => p.value);
@@ -493,21 +474,21 @@ describe('OpenTelemetry metrics', () => {
 
     // An outage of the prefix's reads.
     let from = states.values.length;
-    proxy.rule = (req) => (req.path === kvPath(prefix) ? { action: 'reset' } : undefined);
-    expect(await acquire(consul, second, c, JSON.stringify({ host: 'c2' }))).toBe(true);
+    env.proxy.rule = (req) => (req.path === kvPath(prefix) ? { action: 'reset' } : undefined);
+    expect(await acquire(env.consul, second, c, JSON.stringify({ host: 'c2' }))).toBe(true);
     await states.next(({ state }) => (state.unreachable?.attempt ?? 0) >= 3, { from });
     expect(await unreachableGauge()).toEqual([1]);
-    proxy.rule = undefined;
+    env.proxy.rule = undefined;
     await states.next(({ state }) => state.unreachable === null, { from: states.values.length });
     expect(await unreachableGauge()).toEqual([0]);
 
     // A vacancy of one key.
     from = states.values.length;
-    expect(await release(consul, first, a)).toBe(true);
+    expect(await release(env.consul, first, a)).toBe(true);
     const vacant = await states.next(({ state }) => leaderOf(state, first) === 'vacant', { from });
     await delay(VACANCY_MS);
-    const b = await createSession(consul, { name: 'b' });
-    expect(await acquire(consul, first, b, JSON.stringify({ host: 'b' }))).toBe(true);
+    const b = await createSession(env.consul, { name: 'b' });
+    expect(await acquire(env.consul, first, b, JSON.stringify({ host: 'b' }))).toBe(true);
     const next = await states.next(({ state }) => leaderOf(state, first) === b, { from });
 
     let collected = await collect();
@@ -540,10 +521,10 @@ describe('OpenTelemetry metrics', () => {
     const { provider, collect } = meterProvider();
     const before = uniqueKey();
     const after = uniqueKey();
-    const a = await createSession(consul, { name: 'before' });
-    const b = await createSession(consul, { name: 'after' });
-    expect(await acquire(consul, before, a, JSON.stringify({ host: 'a' }))).toBe(true);
-    expect(await acquire(consul, after, b, JSON.stringify({ host: 'b' }))).toBe(true);
+    const a = await createSession(env.consul, { name: 'before' });
+    const b = await createSession(env.consul, { name: 'after' });
+    expect(await acquire(env.consul, before, a, JSON.stringify({ host: 'a' }))).toBe(true);
+    expect(await acquire(env.consul, after, b, JSON.stringify({ host: 'b' }))).toBe(true);
 
     // Created while no provider is registered: no metrics, even once one is.
     const early = discoveryWith({});
@@ -561,7 +542,7 @@ describe('OpenTelemetry metrics', () => {
       'type=key': 1,
     });
     // Only the late discovery's answered requests (its blocked read has not ended).
-    const answered = proxy.requests.filter(
+    const answered = env.proxy.requests.filter(
       (r) => (r.path === kvPath(after) || r.path === `/v1/session/info/${b}`) && r.status !== undefined,
     );
     const total = numbers(collected, 'consul_leader.requests').reduce((sum, p) => sum + p.value, 0);
@@ -574,17 +555,17 @@ describe('OpenTelemetry metrics', () => {
   it('adds the key attribute with metrics.perKey, to the per-key instruments only', async () => {
     const { provider, collect } = meterProvider();
     const key = uniqueKey();
-    const a = await createSession(consul, { name: 'a' });
-    expect(await acquire(consul, key, a, JSON.stringify({ host: 'a' }))).toBe(true);
+    const a = await createSession(env.consul, { name: 'a' });
+    expect(await acquire(env.consul, key, a, JSON.stringify({ host: 'a' }))).toBe(true);
     const discovery = discoveryWith({ meterProvider: provider, metrics: { perKey: true } });
     const states = record(discovery.watch(key, { schema: Node }));
     await states.next((s) => s.status === 'leader');
     await blockedRead(key);
     const from = states.values.length;
-    expect(await release(consul, key, a)).toBe(true);
+    expect(await release(env.consul, key, a)).toBe(true);
     await states.next((s) => s.status === 'vacant', { from });
-    const b = await createSession(consul, { name: 'b' });
-    expect(await acquire(consul, key, b, JSON.stringify({ host: 'b' }))).toBe(true);
+    const b = await createSession(env.consul, { name: 'b' });
+    expect(await acquire(env.consul, key, b, JSON.stringify({ host: 'b' }))).toBe(true);
     await states.next((s) => s.status === 'leader' && s.leader.session.id === b, { from });
 
     const collected = await collect();
@@ -615,11 +596,11 @@ describe('OpenTelemetry metrics', () => {
 
   it('loads and records on a given provider when @opentelemetry/api is not installed (require() from CommonJS)', async () => {
     const key = uniqueKey();
-    const a = await createSession(consul, { name: 'a' });
-    expect(await acquire(consul, key, a, JSON.stringify({ host: 'a' }))).toBe(true);
+    const a = await createSession(env.consul, { name: 'a' });
+    expect(await acquire(env.consul, key, a, JSON.stringify({ host: 'a' }))).toBe(true);
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', WITHOUT_API], {
       cwd: ROOT,
-      env: { ...process.env, PROXY_HOST: proxy.host, PROXY_PORT: String(proxy.port), KEY: key },
+      env: { ...process.env, PROXY_HOST: env.proxy.host, PROXY_PORT: String(env.proxy.port), KEY: key },
     });
     const seen = JSON.parse(stdout) as {
       missing: boolean;

@@ -5,19 +5,16 @@
  * through undici's fetch and request and Node's global fetch.
  */
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type Consul from 'consul';
+import { describe, expect, it } from 'vitest';
 import { fetch as undiciFetch, request } from 'undici';
 import { z } from 'zod';
-import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/discovery';
 import {
   LeaderRequestError,
   NoLeaderError,
   type LeaderDispatcherOptions,
   leaderDispatcher,
 } from '@consul-leader/discovery/http';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { consulClient } from './support/contender.js';
+import { useAgent } from './support/agent.js';
 import { LocalBackend, type Received } from './support/local-backend.js';
 import { delay, until } from './support/recorder.js';
 
@@ -26,29 +23,12 @@ type Node = z.output<typeof Node>;
 const origin: LeaderDispatcherOptions<Node>['origin'] = (leader) =>
   `http://${leader.node.host}:${leader.node.port}`;
 
-let agent: ConsulAgent;
-let consul: Consul;
-let discovery: LeaderDiscovery;
-let n = 0;
-const uniqueKey = (): string => `routing/t${++n}-${Date.now()}/leader`;
-const cleanups: Array<() => unknown> = [];
-
-beforeAll(async () => {
-  agent = await startConsulAgent();
-  consul = consulClient(agent.address);
-  discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(async () => {
-  discovery?.close();
-  await agent?.destroy();
-});
+const env = useAgent({ discovery: true });
+const uniqueKey = (): string => env.uniqueKey('routing');
 
 async function backend(name: string): Promise<LocalBackend> {
-  const made = await new LocalBackend(name, consul).listen();
-  cleanups.push(() => made.close());
+  const made = await new LocalBackend(name, env.consul).listen();
+  env.defer(() => made.close());
   return made;
 }
 const backends = async (): Promise<[LocalBackend, LocalBackend]> => [
@@ -70,10 +50,10 @@ async function routed(
 ) {
   const key = uniqueKey();
   if (leader) await leader.lead(key);
-  const handle = discovery.follow(key, { schema: Node });
+  const handle = env.discovery.follow(key, { schema: Node });
   const dispatcher = leaderDispatcher(handle, { origin, ...options });
-  cleanups.push(() => handle.close());
-  cleanups.push(() => dispatcher.close());
+  env.defer(() => handle.close());
+  env.defer(() => dispatcher.close());
   await handle.ready();
   if (leader)
     await until('the handle sees the leader', () => handle.current?.session.id === leader.sessionId);
@@ -300,7 +280,7 @@ describe('leaderDispatcher: connections and closing', () => {
     const { dispatcher } = await routed(b1, { origin: () => 'ftp://nowhere' });
     const error = await request('http://leader.invalid/', { dispatcher }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'LEADER_REQUEST_FAILED', sessionId: b1.sessionId });
-    expect(() => leaderDispatcher(discovery.follow(uniqueKey()), { origin: 'x' as never })).toThrow(
+    expect(() => leaderDispatcher(env.discovery.follow(uniqueKey()), { origin: 'x' as never })).toThrow(
       expect.objectContaining({ code: 'INVALID_OPTION' }),
     );
   });

@@ -7,42 +7,22 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type Consul from 'consul';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { type LeaderDiscovery, createLeaderDiscovery } from '@consul-leader/discovery';
 import { type LeaderProxy, type LeaderProxyOptions, createLeaderProxy } from '@consul-leader/discovery/http';
-import { type ConsulAgent, startConsulAgent } from '../scripts/consul-agent.js';
-import { consulClient } from './support/contender.js';
+import { useAgent } from './support/agent.js';
 import { LocalBackend, type Received } from './support/local-backend.js';
 import { until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string(), port: z.number(), name: z.string() });
 type Node = z.output<typeof Node>;
 
-let agent: ConsulAgent;
-let consul: Consul;
-let discovery: LeaderDiscovery;
-let n = 0;
-const uniqueKey = (): string => `proxy/t${++n}-${Date.now()}/leader`;
-const cleanups: Array<() => unknown> = [];
-
-beforeAll(async () => {
-  agent = await startConsulAgent();
-  consul = consulClient(agent.address);
-  discovery = createLeaderDiscovery({ consul: { host: agent.host, port: agent.port } });
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(async () => {
-  discovery?.close();
-  await agent?.destroy();
-});
+const env = useAgent({ discovery: true });
+const uniqueKey = (): string => env.uniqueKey('proxy');
 
 async function backend(name: string): Promise<LocalBackend> {
-  const made = await new LocalBackend(name, consul).listen();
-  cleanups.push(() => made.close());
+  const made = await new LocalBackend(name, env.consul).listen();
+  env.defer(() => made.close());
   return made;
 }
 
@@ -54,7 +34,7 @@ function last(b: LocalBackend): Received {
 
 async function listen(server: http.Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
+  env.defer(
     () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -71,13 +51,13 @@ async function proxied(
 ): Promise<{ key: string; url: string; proxy: LeaderProxy<Node> }> {
   const key = uniqueKey();
   if (leader) await leader.lead(key);
-  const handle = discovery.follow(key, { schema: Node });
-  cleanups.push(() => handle.close());
+  const handle = env.discovery.follow(key, { schema: Node });
+  env.defer(() => handle.close());
   const proxy = createLeaderProxy(handle, {
     origin: (l) => `http://${l.node.host}:${l.node.port}`,
     ...options,
   });
-  cleanups.push(() => proxy.close());
+  env.defer(() => proxy.close());
   const url = await listen(http.createServer(proxy).on('upgrade', proxy.upgrade));
   await handle.ready();
   if (leader)
@@ -193,14 +173,14 @@ describe('createLeaderProxy', () => {
     const b1 = await backend('b1');
     const key = uniqueKey();
     await b1.lead(key);
-    const handle = discovery.follow(key, { schema: Node });
-    cleanups.push(() => handle.close());
+    const handle = env.discovery.follow(key, { schema: Node });
+    env.defer(() => handle.close());
     const proxy = createLeaderProxy(handle, {
       origin: (l) => `http://${l.node.host}:${l.node.port}`,
       onError: 'next',
       waitForLeader: 0,
     });
-    cleanups.push(() => proxy.close());
+    env.defer(() => proxy.close());
     const app = express();
     app.use('/api', proxy);
     app.use(

@@ -21,7 +21,7 @@ export type {
   MetricsOptions,
 } from './config/options.js';
 export type { RequestChannelContext, StateChannelMessage } from './observe/channels.js';
-export type { RequestKind } from './observe/requests.js';
+export type { RequestKind } from './observe/request-types.js';
 export type { DecodeOption } from './state/decode.js';
 export type { LeaderHandle } from './state/follow-handle.js';
 export type { LiveObservable } from './state/live.js';

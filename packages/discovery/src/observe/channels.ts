@@ -5,7 +5,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { LeaderState } from '../state/states.js';
-import type { RequestInfo, RequestKind, RequestResult } from './requests.js';
+import type { RequestInfo, RequestKind, RequestResult } from './request-types.js';
 
 /** The context object of `consul-leader:request`'s events. */
 export interface RequestChannelContext {

@@ -9,7 +9,7 @@ import type { PrefixEvent } from '../prefix/follow-prefix.js';
 import type { LeaderState, PrefixOutage } from '../state/states.js';
 import { sameState } from '../state/to-state.js';
 import { publishState, stateListened, traceRequest } from './channels.js';
-import type { RequestInfo, RequestKind, RequestResult, TrackRequest } from './requests.js';
+import type { RequestInfo, RequestKind, RequestResult, TrackRequest } from './request-types.js';
 
 /** A key or prefix followed: what `consul_leader.followed` counts. */
 export interface FollowedUnit {

@@ -26,7 +26,7 @@ import {
 } from '../wire/requests.js';
 import { readSessionListResponse } from '../wire/session.js';
 import type { ConsulResponse, ConsulTransport } from '../wire/transport.js';
-import type { RequestKind } from '../observe/requests.js';
+import type { RequestKind } from '../observe/request-types.js';
 import type { Telemetry } from '../observe/telemetry.js';
 
 export type ListEvent = BlockingQueryEvent<ReadonlyMap<string, KvEntry>>;

@@ -15,7 +15,7 @@ import {
   leaderDispatcher,
 } from '@consul-leader/discovery/http';
 import { useAgent } from './support/agent.js';
-import { LocalBackend, type Received } from './support/local-backend.js';
+import { type LocalBackend, startLocalBackend } from './support/local-backend.js';
 import { delay, until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string(), port: z.number(), name: z.string() });
@@ -26,22 +26,11 @@ const origin: LeaderDispatcherOptions<Node>['origin'] = (leader) =>
 const env = useAgent({ discovery: true });
 const uniqueKey = (): string => env.uniqueKey('routing');
 
-async function backend(name: string): Promise<LocalBackend> {
-  const made = await new LocalBackend(name, env.consul).listen();
-  env.defer(() => made.close());
-  return made;
-}
+const backend = (name: string): Promise<LocalBackend> => startLocalBackend(name, env.consul, env.defer);
 const backends = async (): Promise<[LocalBackend, LocalBackend]> => [
   await backend('b1'),
   await backend('b2'),
 ];
-
-/** The last request a backend received. */
-function last(b: LocalBackend): Received {
-  const received = b.received.at(-1);
-  if (!received) throw new Error(`${b.name} received nothing`);
-  return received;
-}
 
 /** A key led by `leader`, a handle on it that has seen that leader, and a dispatcher. */
 async function routed(
@@ -82,7 +71,7 @@ describe('leaderDispatcher: routing', () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-session-id')).toBe(b1.sessionId);
-    const seen = last(b1);
+    const seen = b1.lastReceived();
     expect(seen).toMatchObject({ method: 'POST', url: '/orders/42?x=1', body: 'hello' });
     expect(seen.headers['x-trace']).toBe('abc');
     // Host is the leader's origin, not the URL the caller wrote.
@@ -95,7 +84,7 @@ describe('leaderDispatcher: routing', () => {
     const res = await request('http://leader.invalid/a', { headers: { host: 'orders.example' }, dispatcher });
     expect(res.statusCode).toBe(200);
     await res.body.text();
-    expect(last(b1).headers.host).toBe('orders.example');
+    expect(b1.lastReceived().headers.host).toBe('orders.example');
 
     const global = await fetch('http://leader.invalid/b', { dispatcher } as unknown as RequestInit);
     expect(global.status).toBe(200);
@@ -148,7 +137,7 @@ describe('leaderDispatcher: not the leader (421) and retries', () => {
     const res = await pending;
     expect(res.status).toBe(200);
     expect(res.headers.get('x-session-id')).toBe(b2.sessionId);
-    expect(last(b2)).toMatchObject({ method: 'POST', body: 'order-1' });
+    expect(b2.lastReceived()).toMatchObject({ method: 'POST', body: 'order-1' });
     expect(handle.current?.session.id).toBe(b2.sessionId);
   });
 
@@ -167,7 +156,7 @@ describe('leaderDispatcher: not the leader (421) and retries', () => {
     const res = await small;
     expect(res.statusCode).toBe(200);
     await res.body.text();
-    expect(last(b2).body).toBe('part-1,part-2');
+    expect(b2.lastReceived().body).toBe('part-1,part-2');
 
     b2.behaviour = 'not-leader';
     const big = Buffer.alloc(4096, 'x');
@@ -208,7 +197,7 @@ describe('leaderDispatcher: not the leader (421) and retries', () => {
     await b2.lead(key);
     const res = await pending;
     expect(res.status).toBe(200);
-    expect(last(b2)).toMatchObject({ method: 'POST', body: 'order-2' });
+    expect(b2.lastReceived()).toMatchObject({ method: 'POST', body: 'order-2' });
   });
 
   it('a refused request fails with LEADER_REQUEST_FAILED when the handle still names that leader after waitForLeader', async () => {
@@ -241,7 +230,7 @@ describe('leaderDispatcher: not the leader (421) and retries', () => {
     const res = await get;
     expect(res.statusCode).toBe(200);
     await res.body.text();
-    expect(last(b2)).toMatchObject({ method: 'GET', url: '/read' });
+    expect(b2.lastReceived()).toMatchObject({ method: 'GET', url: '/read' });
     expect(b2.received.some((r) => r.method === 'POST')).toBe(false);
   });
 });

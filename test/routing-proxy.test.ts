@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type LeaderProxy, type LeaderProxyOptions, createLeaderProxy } from '@consul-leader/discovery/http';
 import { useAgent } from './support/agent.js';
-import { LocalBackend, type Received } from './support/local-backend.js';
+import { type LocalBackend, startLocalBackend } from './support/local-backend.js';
 import { until } from './support/recorder.js';
 
 const Node = z.object({ host: z.string(), port: z.number(), name: z.string() });
@@ -20,17 +20,7 @@ type Node = z.output<typeof Node>;
 const env = useAgent({ discovery: true });
 const uniqueKey = (): string => env.uniqueKey('proxy');
 
-async function backend(name: string): Promise<LocalBackend> {
-  const made = await new LocalBackend(name, env.consul).listen();
-  env.defer(() => made.close());
-  return made;
-}
-
-function last(b: LocalBackend): Received {
-  const received = b.received.at(-1);
-  if (!received) throw new Error(`${b.name} received nothing`);
-  return received;
-}
+const backend = (name: string): Promise<LocalBackend> => startLocalBackend(name, env.consul, env.defer);
 
 async function listen(server: http.Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -91,7 +81,7 @@ describe('createLeaderProxy', () => {
       req.end('payload');
     });
     expect(status).toEqual({ status: 200, session: b1.sessionId });
-    const seen = last(b1);
+    const seen = b1.lastReceived();
     expect(seen).toMatchObject({ method: 'POST', url: '/orders/7?x=1', body: 'payload' });
     expect(seen.headers['x-trace']).toBe('abc');
     expect(seen.headers['x-drop-me']).toBeUndefined();
@@ -106,7 +96,7 @@ describe('createLeaderProxy', () => {
     const b1 = await backend('b1');
     const { url } = await proxied(b1, { preserveHost: true });
     await (await fetch(`${url}/`)).text();
-    expect(last(b1).headers.host).toBe(new URL(url).host);
+    expect(b1.lastReceived().headers.host).toBe(new URL(url).host);
   });
 
   it("streams the leader's answer as it comes", async () => {
@@ -155,7 +145,7 @@ describe('createLeaderProxy', () => {
     const res = await pending;
     expect(res.status).toBe(200);
     expect(res.headers.get('x-session-id')).toBe(b2.sessionId);
-    expect(last(b2)).toMatchObject({ method: 'POST', body: 'order-9' });
+    expect(b2.lastReceived()).toMatchObject({ method: 'POST', body: 'order-9' });
   });
 
   it("a client that goes away aborts the leader's request", async () => {
@@ -198,7 +188,7 @@ describe('createLeaderProxy', () => {
     const res = await fetch(`${url}/api/orders?id=3`);
     expect(res.status).toBe(200);
     // Express strips the mount path: the leader sees the path below it.
-    expect(last(b1).url).toBe('/orders?id=3');
+    expect(b1.lastReceived().url).toBe('/orders?id=3');
     handle.close();
     const failed = await fetch(`${url}/api/orders`);
     expect(failed.status).toBe(599);

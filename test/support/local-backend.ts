@@ -53,6 +53,13 @@ export class LocalBackend {
     return { host: '127.0.0.1', port: this.port, name: this.name };
   }
 
+  /** The last request it received. */
+  lastReceived(): Received {
+    const received = this.received.at(-1);
+    if (!received) throw new Error(`${this.name} received nothing`);
+    return received;
+  }
+
   /** Connections open to it now. */
   get connections(): number {
     return this.sockets.size;
@@ -150,4 +157,15 @@ export class LocalBackend {
     for (const socket of this.sockets) socket.destroy();
     if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** A backend listening on a free port, closed by `defer` (the running test's teardowns). */
+export async function startLocalBackend(
+  name: string,
+  consul: Consul,
+  defer: (cleanup: () => unknown) => void,
+): Promise<LocalBackend> {
+  const backend = await new LocalBackend(name, consul).listen();
+  defer(() => backend.close());
+  return backend;
 }

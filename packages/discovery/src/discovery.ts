@@ -277,7 +277,7 @@ class Discovery implements LeaderDiscovery {
     const unit: FollowedUnit = { type: 'key', key: scope.key, id: scopeId('key', scope) };
     return (event) => {
       const state = toState(event);
-      this.telemetry.keyState(unit, event, state);
+      if (this.telemetry.listening) this.telemetry.keyState(unit, event, state);
       return state;
     };
   }

@@ -159,6 +159,29 @@ describe('createLeaderProxy', () => {
     await until('the leader saw the client go', () => b1.holdsClosed === 1);
   });
 
+  it('a bad option throws INVALID_OPTION at once, naming it', () => {
+    using handle = env.discovery.follow(uniqueKey(), { schema: Node });
+    const origin = (l: { node: Node }): string => `http://${l.node.host}:${l.node.port}`;
+    const invalid = (options: Partial<LeaderProxyOptions<Node>>): unknown => {
+      try {
+        createLeaderProxy(handle, { origin, ...options });
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    expect(invalid({ timeouts: { headers: {} as never } })).toMatchObject({
+      code: 'INVALID_OPTION',
+      message: expect.stringContaining('timeouts.headers'),
+    });
+    expect(invalid({ waitForLeader: 'soon' })).toMatchObject({
+      code: 'INVALID_OPTION',
+      message: expect.stringContaining('waitForLeader'),
+    });
+    expect(invalid({ retryAfterSeconds: -1 })).toMatchObject({ code: 'INVALID_OPTION' });
+    expect(invalid({ notLeaderStatus: 99 })).toMatchObject({ code: 'INVALID_OPTION' });
+  });
+
   it("under Express: forwards as middleware; onError: 'next' hands the typed error to Express", async () => {
     const b1 = await backend('b1');
     const key = uniqueKey();

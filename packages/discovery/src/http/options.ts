@@ -63,6 +63,16 @@ export const DEFAULT_ATTEMPTS = 2;
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 export const DEFAULT_NOT_LEADER_STATUS = 421;
 
+/** A duration option in ms (ms or `'5s'`; 0 allowed), or `InvalidOptionError` naming it. */
+export function durationOption(name: string, value: unknown, fallback: Duration): number {
+  const given = value ?? fallback;
+  const ms = typeof given === 'number' || typeof given === 'string' ? parseDurationMs(given) : NaN;
+  if (Number.isNaN(ms)) {
+    throw new InvalidOptionError(`${name}: expected ms or a duration like '5s', got ${String(given)}`);
+  }
+  return ms;
+}
+
 function count(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
@@ -75,11 +85,7 @@ export function routingSettings(options: LeaderDispatcherOptions<unknown>): Rout
   if (typeof options?.origin !== 'function') {
     throw new InvalidOptionError('origin: expected a function (leader) => "http://host:port"');
   }
-  const wait = options.waitForLeader ?? DEFAULT_WAIT_FOR_LEADER;
-  const waitForLeaderMs = typeof wait === 'number' || typeof wait === 'string' ? parseDurationMs(wait) : NaN;
-  if (Number.isNaN(waitForLeaderMs)) {
-    throw new InvalidOptionError(`waitForLeader: expected ms or a duration like '5s', got ${String(wait)}`);
-  }
+  const waitForLeaderMs = durationOption('waitForLeader', options.waitForLeader, DEFAULT_WAIT_FOR_LEADER);
   const status = options.notLeaderStatus ?? DEFAULT_NOT_LEADER_STATUS;
   if (status !== false && !(Number.isInteger(status) && status >= 100 && status <= 599)) {
     throw new InvalidOptionError(`notLeaderStatus: expected an HTTP status or false, got ${String(status)}`);

@@ -10,11 +10,10 @@ import type { Duplex } from 'node:stream';
 import type { Duration } from '../config/options.js';
 import { InvalidOptionError, LeaderDiscoveryError, LeaderRequestError } from '../errors.js';
 import type { LeaderHandle } from '../state/follow-handle.js';
-import { parseDurationMs } from '../wire/duration.js';
 import { type LeaderDispatcher, leaderDispatcher } from './dispatcher.js';
 import { forwardedHeaders, responseHeaders } from './forwarded-headers.js';
 import type { DispatchController, DispatchHandler } from './handlers.js';
-import type { LeaderDispatcherOptions } from './options.js';
+import { type LeaderDispatcherOptions, durationOption } from './options.js';
 import { errorAnswer } from './proxy-errors.js';
 import { proxyUpgrade } from './proxy-upgrade.js';
 
@@ -59,11 +58,6 @@ export interface LeaderProxy<T> {
 
 const DEFAULT_HEADERS_TIMEOUT = '30s';
 const DEFAULT_BODY_TIMEOUT = '5m';
-function durationOption(name: string, value: Duration | undefined, fallback: Duration): number {
-  const ms = parseDurationMs(value ?? fallback);
-  if (Number.isNaN(ms)) throw new InvalidOptionError(`${name}: expected ms or a duration like '30s'`);
-  return ms;
-}
 
 /**
  * A reverse proxy to the leader: `http.createServer(proxy).on('upgrade', proxy.upgrade)`, or

@@ -5,7 +5,7 @@
  * a fault only holds, cuts or resets it on the way.
  */
 import http2, { type ClientHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TlsMaterial } from './tls.js';
 
 export type H2Fault =
@@ -47,6 +47,13 @@ export async function startH2Proxy(
   const sessions = new Set<http2.ServerHttp2Session>();
   const open = new Set<{ readonly path: string }>();
   const server = http2.createSecureServer({ cert: cert.cert, key: cert.key });
+  // Every TCP connection too: one still in its TLS handshake has no session yet, and
+  // server.close() would wait for it forever.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   server.on('session', (session) => {
     sessions.add(session);
     session.on('error', () => undefined);
@@ -67,6 +74,7 @@ export async function startH2Proxy(
     close: () =>
       new Promise<void>((resolve) => {
         for (const session of sessions) session.destroy();
+        for (const socket of sockets) socket.destroy();
         upstream?.destroy();
         server.close(() => resolve());
       }),

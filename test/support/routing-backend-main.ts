@@ -294,9 +294,8 @@ function echo(req: http.IncomingMessage, res: http.ServerResponse, body: string,
   res.end(json);
 }
 
-server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-  // The stamps, and whether we lead, as when the request arrived: an answer that takes time
-  // (/slow, /stream) still shows which leadership accepted it.
+/** Records a request as it arrives, with the stamps (and whether we lead) of that moment. */
+function arrived(req: http.IncomingMessage, upgrade: boolean): { sessionId: string; leading: boolean } {
   const sessionId = session ?? '';
   const leading = leader;
   requests.push({
@@ -304,9 +303,16 @@ server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     url: req.url ?? '',
     sessionId,
     leader: leading,
-    upgrade: false,
+    upgrade,
     at: epochNow(),
   });
+  return { sessionId, leading };
+}
+
+server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+  // The stamps, and whether we lead, as when the request arrived: an answer that takes time
+  // (/slow, /stream) still shows which leadership accepted it.
+  const { sessionId, leading } = arrived(req, false);
   req.on('error', () => undefined);
   res.on('error', () => undefined);
   stamp(res, sessionId);
@@ -395,16 +401,7 @@ function refuseUpgrade(
 
 server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
   socket.on('error', () => undefined);
-  const sessionId = session ?? '';
-  const leading = leader;
-  requests.push({
-    method: req.method ?? '',
-    url: req.url ?? '',
-    sessionId,
-    leader: leading,
-    upgrade: true,
-    at: epochNow(),
-  });
+  const { sessionId, leading } = arrived(req, true);
   if (!leading)
     return refuseUpgrade(socket, 421, 'Misdirected Request', sessionId, `${name} is not the leader\n`);
   const path = new URL(req.url ?? '/', 'http://backend').pathname;

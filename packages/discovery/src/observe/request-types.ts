@@ -30,5 +30,11 @@ export interface RequestResult {
   readonly error?: LeaderDiscoveryError;
 }
 
-/** Starts the telemetry of one request; the function it returns ends it (once). */
-export type TrackRequest = (blocking: boolean, index: bigint) => (result: RequestResult) => void;
+/**
+ * Starts the telemetry of one request; the function it returns ends it (once). Undefined when
+ * no one listens: callers then build no result (`end?.(answered(res))` evaluates nothing).
+ */
+export type TrackRequest = (
+  blocking: boolean,
+  index: bigint,
+) => ((result: RequestResult) => void) | undefined;

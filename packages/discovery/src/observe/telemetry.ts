@@ -35,9 +35,6 @@ export interface TelemetrySink {
   reachable?(unit: FollowedUnit, outage: PrefixOutage | null): void;
 }
 
-/** The end of a request no one is told of. */
-const IGNORED = (): void => undefined;
-
 interface Followed {
   count: number;
   lastState: LeaderState<unknown> | undefined;
@@ -58,7 +55,7 @@ export class Telemetry {
       const info: RequestInfo = { kind, key, blocking, index };
       const traced = traceRequest(info);
       // No sink and no subscriber: nothing to build per request.
-      if (this.sinks.length === 0 && !traced) return IGNORED;
+      if (this.sinks.length === 0 && !traced) return undefined;
       const started = performance.now();
       return (result) => {
         const durationMs = performance.now() - started;
